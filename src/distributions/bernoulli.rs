@@ -1,0 +1,97 @@
+//! The Bernoulli distribution over binary data, parameterised by logits.
+
+use burn::tensor::{Distribution as TensorDistribution, Tensor, activation};
+
+use super::sum_event_dims;
+use crate::traits::{Batch, Distribution};
+
+/// A batch of independent Bernoulli distributions, one per element, parameterised by
+/// logits `l` (`p = sigmoid(l)`). The likelihood for binary images.
+///
+/// # Density
+///
+/// ```text
+/// log p(x) = Σ_i [ x_i·l_i − softplus(l_i) ],   softplus(l) = max(l, 0) + ln(1 + e^{−|l|})
+/// ```
+///
+/// This form never computes `ln sigmoid(l)` directly, so it stays finite and exact for
+/// logits of any magnitude (it is PyTorch's `binary_cross_entropy_with_logits`, negated).
+/// It is also defined for `x` in `[0, 1]` (the continuous relaxation used with grey levels).
+///
+/// # Example
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use elbo::Distribution;
+/// use elbo::distributions::Bernoulli;
+///
+/// let device = Device::flex();
+/// let p = Bernoulli::new(Tensor::<2>::zeros([2, 3], &device)); // p = 0.5 everywhere
+/// let x = Tensor::<2>::ones([2, 3], &device);
+/// let lp: Vec<f32> = p.log_prob(&x).try_into_vec_as::<f32>().unwrap();
+/// assert!((lp[0] - 3.0 * 0.5f32.ln()).abs() < 1e-6);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Bernoulli<const D: usize = 2> {
+    logits: Tensor<D>,
+}
+
+impl<const D: usize> Bernoulli<D> {
+    /// Bernoulli distributions with the given logits (batch first).
+    pub fn new(logits: Tensor<D>) -> Self {
+        Self { logits }
+    }
+
+    /// The logits `l = ln(p / (1 − p))`.
+    pub fn logits(&self) -> Tensor<D> {
+        self.logits.clone()
+    }
+
+    /// The probabilities `p = sigmoid(l)`.
+    pub fn probs(&self) -> Tensor<D> {
+        activation::sigmoid(self.logits.clone())
+    }
+
+    /// The draw `1[u < p]` for given uniform noise `u ~ U(0, 1)` (not differentiable).
+    pub fn sample_with_noise(&self, uniform: Tensor<D>) -> Tensor<D> {
+        uniform.lower(self.probs()).float()
+    }
+}
+
+/// `softplus(l) = ln(1 + e^l)`, computed without overflow.
+pub(crate) fn softplus<const D: usize>(l: Tensor<D>) -> Tensor<D> {
+    let positive = l.clone().clamp_min(0.0);
+    positive + l.abs().neg().exp().log1p()
+}
+
+impl<const D: usize> Distribution for Bernoulli<D> {
+    type Value = Tensor<D>;
+
+    fn log_prob(&self, value: &Tensor<D>) -> Tensor<1> {
+        let l = self.logits.clone();
+        sum_event_dims(value.clone() * l.clone() - softplus(l))
+    }
+
+    fn sample(&self) -> Tensor<D> {
+        let u = Tensor::random(
+            self.logits.shape(),
+            TensorDistribution::Uniform(0.0, 1.0),
+            &self.logits.device(),
+        );
+        self.sample_with_noise(u)
+    }
+
+    fn mean(&self) -> Tensor<D> {
+        self.probs()
+    }
+
+    fn batch_size(&self) -> usize {
+        self.logits.dims()[0]
+    }
+
+    fn repeat_rows(&self, k: usize) -> Self {
+        Self {
+            logits: self.logits.repeat_rows(k),
+        }
+    }
+}

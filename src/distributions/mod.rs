@@ -1,0 +1,20 @@
+//! Distribution families, one per file, each with its closed-form KL pairs.
+//!
+//! Every family is a *batch* of distributions: row `i` describes example `i`, and
+//! `log_prob` sums over the event dimensions to shape `[batch]`.
+
+mod bernoulli;
+mod diag_normal;
+mod std_normal;
+
+pub use bernoulli::Bernoulli;
+pub use diag_normal::DiagNormal;
+pub use std_normal::StdNormal;
+
+use burn::tensor::Tensor;
+
+/// Sums every dim but the first: `[batch, ...] -> [batch]`.
+pub(crate) fn sum_event_dims<const D: usize>(x: Tensor<D>) -> Tensor<1> {
+    let batch = x.dims()[0];
+    x.reshape([batch as i64, -1]).sum_dim(1).reshape([batch])
+}

@@ -1,0 +1,95 @@
+//! # elbo
+//!
+//! Latent-variable generative models on [burn](https://burn.dev) that share **one**
+//! evidence lower bound and **one** likelihood estimator.
+//!
+//! ## The ELBO
+//!
+//! A latent-variable model has a prior `p(z)` and a likelihood `p(x | z)`; its
+//! log-likelihood `log p(x) = log ∫ p(x | z) p(z) dz` is intractable. An encoder gives an
+//! approximate posterior `q(z | x)`, and for any such `q`
+//!
+//! ```text
+//! log p(x) ≥ ELBO(x) = E_q[log p(x | z)] − KL(q(z | x) ‖ p(z))
+//! ```
+//!
+//! Training maximises the ELBO; evaluation estimates `log p(x)` by importance sampling
+//! with `q` as the proposal, `log (1/K) Σ_j p(x, z_j) / q(z_j | x)`, whose expectation is
+//! the IWAE bound `L_K` and which tends to `log p(x)` as `K` grows.
+//!
+//! ## Notation
+//!
+//! `x` data, `z` latents, `q(z | x)` posterior (encoder), `p(x | z)` likelihood
+//! (decoder), `p(z)` prior, `log_var = ln σ²`, `K` importance samples. Every per-example
+//! quantity has shape `[batch]`; `elbo` is the bound (higher is better) and
+//! `loss = −elbo`. Log-likelihoods are in nats unless a name says bits.
+//!
+//! ## The seams
+//!
+//! - [`Distribution`], [`Posterior`], [`Prior`], [`KlDivergence`]: the probability
+//!   families ([`distributions`]);
+//! - [`Encoder`] and [`Decoder`]: the networks;
+//! - [`LatentVariableModel`]: what the shared [`objective`] needs from a model —
+//!   `elbo(x)` and `log_importance_weights(x, k)`.
+//!
+//! The generic [`models::Vae`] implements it for any encoder/decoder/prior that line up.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use burn::tensor::{Device, Tensor};
+//! use elbo::prelude::*;
+//!
+//! let device = Device::flex();
+//! let vae = GaussianVaeConfig::new(16, 2).with_hidden(vec![32]).init(&device)?;
+//! let x = Tensor::<2>::ones([8, 16], &device); // a batch of binary data
+//!
+//! // One posterior sample: per-example reconstruction and KL terms.
+//! let terms = vae.elbo(&x)?;
+//! assert_eq!(terms.elbo().dims(), [8]);
+//!
+//! // Importance-sampled log p(x) with K = 100, with its standard error.
+//! let ll = log_likelihood(&vae, &x, &LikelihoodConfig::new(100))?;
+//! println!("NLL {:.2} ± {:.2} nats", -ll.mean, ll.std_error);
+//! # Ok::<(), elbo::Error>(())
+//! ```
+//!
+//! ## Devices
+//!
+//! Every API takes a `&Device`. The default feature `flex` gives burn's pure-Rust CPU
+//! backend (`Device::flex()`); the `wgpu` feature adds `Device::wgpu(..)`. Training uses
+//! `device.autodiff()`; evaluation uses `model.valid()`.
+
+#![warn(missing_docs)]
+
+pub mod data;
+pub mod distributions;
+mod error;
+#[cfg(feature = "png")]
+pub mod image;
+pub mod math;
+pub mod models;
+pub mod nn;
+pub mod objective;
+pub mod train;
+mod traits;
+
+pub use error::{Error, Result};
+pub use traits::{
+    Batch, Decoder, Distribution, Encoder, KlDivergence, LatentVariableModel, Posterior, Prior,
+};
+
+/// The types most programs import.
+pub mod prelude {
+    pub use crate::distributions::{Bernoulli, DiagNormal, StdNormal};
+    pub use crate::models::{GaussianVae, GaussianVaeConfig, Vae};
+    pub use crate::objective::{
+        ElboObjective, ElboTerms, Estimate, LikelihoodConfig, Objective, bits_per_dim,
+        elbo_estimate, iwae_bound, log_likelihood,
+    };
+    pub use crate::train::{FitConfig, History, OptimizerKind, fit};
+    pub use crate::{
+        Batch, Decoder, Distribution, Encoder, Error, KlDivergence, LatentVariableModel,
+        Posterior, Prior, Result,
+    };
+}

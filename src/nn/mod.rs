@@ -1,0 +1,5 @@
+//! Reusable networks.
+
+mod mlp;
+
+pub use mlp::{Activation, Mlp, MlpConfig};

@@ -1,0 +1,247 @@
+//! Importance-sampled log-likelihood, the IWAE bound, and bits per dimension.
+
+use burn::tensor::Tensor;
+
+use crate::error::ensure_nonzero;
+use crate::math::{LN_2, log_mean_exp, log_sum_exp};
+use crate::traits::{Batch, LatentVariableModel};
+use crate::{Error, Result};
+
+/// How [`log_likelihood`] splits the work so that memory stays bounded.
+///
+/// The model sees at most `example_chunk × sample_chunk` latent draws at a time, whatever
+/// `k` and the data size are.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LikelihoodConfig {
+    /// Importance samples per example, `K`.
+    pub k: usize,
+    /// Examples per forward pass.
+    pub example_chunk: usize,
+    /// Samples per example per forward pass.
+    pub sample_chunk: usize,
+}
+
+impl LikelihoodConfig {
+    /// `K` samples with chunks of 50 examples × 200 samples (10,000 draws per pass).
+    pub fn new(k: usize) -> Self {
+        Self {
+            k,
+            example_chunk: 50,
+            sample_chunk: 200,
+        }
+    }
+
+    /// Sets the number of examples per pass.
+    pub fn with_example_chunk(mut self, example_chunk: usize) -> Self {
+        self.example_chunk = example_chunk;
+        self
+    }
+
+    /// Sets the number of samples per example per pass.
+    pub fn with_sample_chunk(mut self, sample_chunk: usize) -> Self {
+        self.sample_chunk = sample_chunk;
+        self
+    }
+
+    /// Checks that every count is at least 1.
+    pub fn validate(&self) -> Result<()> {
+        ensure_nonzero("k", self.k)?;
+        ensure_nonzero("example_chunk", self.example_chunk)?;
+        ensure_nonzero("sample_chunk", self.sample_chunk)
+    }
+}
+
+/// A per-example estimate averaged over a data set, with its standard error.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Estimate {
+    /// The estimate for each example, in nats.
+    pub per_example: Vec<f64>,
+    /// The mean over examples.
+    pub mean: f64,
+    /// The standard error of the mean over examples, `sd / √n` (0 for one example).
+    pub std_error: f64,
+}
+
+impl Estimate {
+    /// Mean and standard error of per-example values.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] if any value is NaN or infinite; [`Error::InvalidConfig`] if
+    /// there are none.
+    pub fn from_values(per_example: Vec<f64>) -> Result<Self> {
+        let n = per_example.len();
+        if n == 0 {
+            return Err(Error::config("data", "0 examples", "at least one example"));
+        }
+        if let Some(i) = per_example.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                context: format!("the estimate for example {i} ({})", per_example[i]),
+                hint: "check the data for NaN/inf and the model for diverged weights".into(),
+            });
+        }
+        let mean = per_example.iter().sum::<f64>() / n as f64;
+        let std_error = if n > 1 {
+            let var = per_example.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+            (var / n as f64).sqrt()
+        } else {
+            0.0
+        };
+        Ok(Self {
+            per_example,
+            mean,
+            std_error,
+        })
+    }
+
+    /// The same estimate negated (log-likelihood ↔ NLL); the standard error is unchanged.
+    pub fn negate(&self) -> Self {
+        Self {
+            per_example: self.per_example.iter().map(|v| -v).collect(),
+            mean: -self.mean,
+            std_error: self.std_error,
+        }
+    }
+}
+
+fn to_f64(t: Tensor<1>) -> Result<Vec<f64>> {
+    t.try_into_vec_as::<f64>()
+        .map_err(|e| Error::NonFinite {
+            context: "reading an estimate back from the device".into(),
+            hint: format!("{e:?}"),
+        })
+}
+
+fn check_batch<I: Batch>(x: &I) -> Result<usize> {
+    let n = x.batch_size();
+    if n == 0 {
+        return Err(Error::config("data", "0 examples", "at least one example"));
+    }
+    Ok(n)
+}
+
+/// The importance-sampled estimate of `log p(x)` per example, with `q(z | x)` as proposal.
+///
+/// # Formula
+/// ```text
+/// log p̂(x) = log (1/K) Σ_{j=1..K} p(x, z_j) / q(z_j | x),   z_j ~ q(z | x)
+/// ```
+/// (Burda et al. 2016, eq. 8; Rezende et al. 2014, appendix E.) Its expectation is the
+/// IWAE bound `L_K`, which rises with `K` toward `log p(x)`, so the estimate is a
+/// stochastic lower bound that is consistent as `K → ∞`.
+///
+/// Work is chunked over examples and samples (see [`LikelihoodConfig`]); the chunks'
+/// log-sum-exps are combined in f64 on the host. Call it on an evaluation copy of the
+/// model (`model.valid()`), so that no autodiff graph is kept. Report the NLL as
+/// `-estimate.mean` with `estimate.std_error`.
+///
+/// # Errors
+/// The model's error for a batch of the wrong shape; [`Error::InvalidConfig`] for a zero
+/// count; [`Error::NonFinite`] if an estimate is not finite.
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use elbo::models::GaussianVaeConfig;
+/// use elbo::objective::{LikelihoodConfig, log_likelihood};
+///
+/// let device = Device::flex();
+/// let model = GaussianVaeConfig::new(6, 2).with_hidden(vec![8]).init(&device)?;
+/// let x = Tensor::<2>::ones([3, 6], &device);
+/// let estimate = log_likelihood(&model, &x, &LikelihoodConfig::new(10))?;
+/// assert_eq!(estimate.per_example.len(), 3);
+/// assert!(estimate.mean < 0.0); // log-probability of binary data
+/// # Ok::<(), elbo::Error>(())
+/// ```
+pub fn log_likelihood<M: LatentVariableModel>(
+    model: &M,
+    x: &M::Input,
+    config: &LikelihoodConfig,
+) -> Result<Estimate> {
+    config.validate()?;
+    let n = check_batch(x)?;
+    let mut per_example = Vec::with_capacity(n);
+    let mut start = 0;
+    while start < n {
+        let len = config.example_chunk.min(n - start);
+        let chunk = x.narrow_rows(start, len);
+        // Running log Σ_j w_j per example of this chunk, over sample chunks.
+        let mut partial: Vec<Vec<f64>> = vec![Vec::new(); len];
+        let mut done = 0;
+        while done < config.k {
+            let s = config.sample_chunk.min(config.k - done);
+            let log_w = model.log_importance_weights(&chunk, s)?;
+            let lse = log_sum_exp(log_w, 1).reshape([len]);
+            for (acc, v) in partial.iter_mut().zip(to_f64(lse)?) {
+                acc.push(v);
+            }
+            done += s;
+        }
+        let ln_k = (config.k as f64).ln();
+        per_example.extend(
+            partial
+                .iter()
+                .map(|chunks| crate::math::log_sum_exp_f64(chunks) - ln_k),
+        );
+        start += len;
+    }
+    Estimate::from_values(per_example)
+}
+
+/// The k-sample importance-weighted bound `L_k = E[log (1/k) Σ_j w_j]` per example, as a
+/// tensor `[batch]` that gradients flow through (the IWAE training objective).
+///
+/// # Formula
+/// ```text
+/// ELBO = L_1 ≤ L_k ≤ L_{2k} ≤ log p(x)        (Burda et al. 2016, theorem 1)
+/// ```
+///
+/// # Errors
+/// As [`LatentVariableModel::log_importance_weights`].
+pub fn iwae_bound<M: LatentVariableModel>(model: &M, x: &M::Input, k: usize) -> Result<Tensor<1>> {
+    ensure_nonzero("k", k)?;
+    let n = check_batch(x)?;
+    let log_w = model.log_importance_weights(x, k)?;
+    Ok(log_mean_exp(log_w, 1).reshape([n]))
+}
+
+/// The single-sample ELBO per example over a data set, in chunks of `example_chunk`,
+/// with its standard error over examples.
+///
+/// # Errors
+/// The model's error for a batch of the wrong shape; [`Error::NonFinite`] if a value is
+/// not finite.
+pub fn elbo_estimate<M: LatentVariableModel>(
+    model: &M,
+    x: &M::Input,
+    example_chunk: usize,
+) -> Result<Estimate> {
+    ensure_nonzero("example_chunk", example_chunk)?;
+    let n = check_batch(x)?;
+    let mut per_example = Vec::with_capacity(n);
+    let mut start = 0;
+    while start < n {
+        let len = example_chunk.min(n - start);
+        let terms = model.elbo(&x.narrow_rows(start, len))?;
+        per_example.extend(to_f64(terms.elbo())?);
+        start += len;
+    }
+    Estimate::from_values(per_example)
+}
+
+/// Converts a negative log-likelihood in nats per example into bits per dimension.
+///
+/// # Formula
+/// ```text
+/// bits/dim = nll_nats / (dims · ln 2)
+/// ```
+/// For 8-bit images modelled on `[−1, 1]` or `[0, 1]` with a continuous density, add the
+/// change-of-variables term to the NLL before converting (the discretised likelihoods in
+/// this crate already give probabilities of the 256 bins).
+pub fn bits_per_dim(nll_nats: f64, dims: usize) -> f64 {
+    nll_nats / (dims as f64 * LN_2)
+}
+
+/// The inverse of [`bits_per_dim`]: nats per example from bits per dimension.
+pub fn nats_from_bits_per_dim(bits_per_dim: f64, dims: usize) -> f64 {
+    bits_per_dim * dims as f64 * LN_2
+}

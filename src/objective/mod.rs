@@ -1,0 +1,15 @@
+//! The objective and the estimators, written once for every [`LatentVariableModel`](crate::LatentVariableModel).
+//!
+//! - [`elbo`](self::ElboTerms): per-example ELBO terms, and the training objectives built
+//!   from them (β weight, free bits, linear KL warm-up, the k-sample IWAE bound);
+//! - [`log_likelihood`]: importance-sampled `log p(x)` with its standard error,
+//!   [`iwae_bound`], [`elbo_estimate`], and the conversion to bits per dimension.
+
+mod elbo;
+mod likelihood;
+
+pub use elbo::{ElboObjective, ElboTerms, Objective};
+pub use likelihood::{
+    Estimate, LikelihoodConfig, bits_per_dim, elbo_estimate, iwae_bound, log_likelihood,
+    nats_from_bits_per_dim,
+};

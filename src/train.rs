@@ -1,0 +1,450 @@
+//! A small, generic fit loop: optimizer, learning-rate schedule, progress bar,
+//! per-epoch history, atomic checkpoints and resume.
+//!
+//! Checkpoints live in a folder: each epoch is written to a temporary sub-folder that is
+//! renamed to `epoch-NNNN` once complete, then the file `latest` (itself written to a
+//! temporary name and renamed) is pointed at it. A crash leaves either the previous
+//! checkpoint or the new one, never half of one.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::Device;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{TrainData, shuffled_batches};
+use crate::error::{ensure_nonzero, ensure_positive};
+use crate::objective::Objective;
+use crate::traits::LatentVariableModel;
+use crate::{Error, Result};
+
+/// The optimizer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OptimizerKind {
+    /// Adam (Kingma & Ba 2015), β = (0.9, 0.999), ε = 1e-8 (PyTorch's defaults).
+    Adam,
+    /// AdamW (Loshchilov & Hutter 2019) with decoupled weight decay.
+    AdamW {
+        /// Decoupled weight-decay coefficient.
+        weight_decay: f64,
+    },
+}
+
+/// The learning rate as a function of training progress.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LrSchedule {
+    /// The base rate throughout.
+    Constant,
+    /// Cosine decay from the base rate to `min_lr` over all steps:
+    /// `lr_t = min + ½(base − min)(1 + cos(π t / T))`.
+    Cosine {
+        /// The final learning rate.
+        min_lr: f64,
+    },
+    /// Multiply by `gamma` after every epoch: `lr = base · gamma^epoch`.
+    Exponential {
+        /// Per-epoch factor in `(0, 1]`.
+        gamma: f64,
+    },
+}
+
+impl LrSchedule {
+    /// The learning rate at global step `step` of `total` (epoch `epoch`, 0-based).
+    pub fn rate(&self, base: f64, step: usize, total: usize, epoch: usize) -> f64 {
+        match self {
+            LrSchedule::Constant => base,
+            LrSchedule::Cosine { min_lr } => {
+                let t = step as f64 / total.max(1) as f64;
+                min_lr + 0.5 * (base - min_lr) * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+            LrSchedule::Exponential { gamma } => base * gamma.powi(epoch as i32),
+        }
+    }
+}
+
+/// Settings of [`fit`].
+#[derive(Clone, Debug)]
+pub struct FitConfig {
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// Base learning rate.
+    pub learning_rate: f64,
+    /// Number of epochs (in total, counting epochs done before a resume).
+    pub epochs: usize,
+    /// Examples per batch.
+    pub batch_size: usize,
+    /// Seed of the shuffling, the data's randomness and the device's noise.
+    pub seed: u64,
+    /// Learning-rate schedule.
+    pub lr_schedule: LrSchedule,
+    /// What is minimised.
+    pub objective: Objective,
+    /// Show a progress bar (on a terminal).
+    pub progress: bool,
+    /// Write a checkpoint to this folder after every epoch.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from the latest checkpoint in `checkpoint_dir`, if there is one.
+    pub resume: bool,
+}
+
+impl FitConfig {
+    /// Adam at 1e-3, the ELBO, seed 0, progress bar on, no checkpoints.
+    pub fn new(epochs: usize, batch_size: usize) -> Self {
+        Self {
+            optimizer: OptimizerKind::Adam,
+            learning_rate: 1e-3,
+            epochs,
+            batch_size,
+            seed: 0,
+            lr_schedule: LrSchedule::Constant,
+            objective: Objective::default(),
+            progress: true,
+            checkpoint_dir: None,
+            resume: false,
+        }
+    }
+
+    /// Checks every field (NaN-proof).
+    pub fn validate(&self) -> Result<()> {
+        ensure_positive("learning_rate", self.learning_rate)?;
+        ensure_nonzero("epochs", self.epochs)?;
+        ensure_nonzero("batch_size", self.batch_size)?;
+        self.objective.validate()?;
+        if let OptimizerKind::AdamW { weight_decay } = self.optimizer {
+            crate::error::ensure_non_negative("weight_decay", weight_decay)?;
+        }
+        match self.lr_schedule {
+            LrSchedule::Constant => {}
+            LrSchedule::Cosine { min_lr } => crate::error::ensure_non_negative("min_lr", min_lr)?,
+            LrSchedule::Exponential { gamma } => {
+                if !(gamma > 0.0 && gamma <= 1.0) {
+                    return Err(Error::config("gamma", gamma, "a number in (0, 1]"));
+                }
+            }
+        }
+        if self.resume && self.checkpoint_dir.is_none() {
+            return Err(Error::config(
+                "resume",
+                true,
+                "a checkpoint_dir to resume from (or resume = false)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn build_optimizer(&self) -> ModuleOptimizer {
+        match self.optimizer {
+            OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).init(),
+            OptimizerKind::AdamW { weight_decay } => AdamWConfig::new()
+                .with_epsilon(1e-8)
+                .with_weight_decay(weight_decay as f32)
+                .init(),
+        }
+    }
+}
+
+/// Figures of one epoch, averaged over its examples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss (the objective, with β / free bits / warm-up applied).
+    pub loss: f64,
+    /// Mean negative bound: −ELBO, or −IWAE_k for the IWAE objective, in nats.
+    pub neg_bound: f64,
+    /// Mean KL summed over groups, in nats (0 for the IWAE objective).
+    pub kl: f64,
+    /// Learning rate at the epoch's last step.
+    pub learning_rate: f64,
+    /// Wall time of the epoch, in seconds.
+    pub seconds: f64,
+}
+
+/// What [`fit`] returns besides the model: one record per epoch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// One record per finished epoch, in order.
+    pub epochs: Vec<EpochRecord>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointState {
+    epoch: usize,
+    global_step: usize,
+    model_config: serde_json::Value,
+    history: History,
+}
+
+fn mix_seed(seed: u64, epoch: usize) -> u64 {
+    seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Trains `model` on `data` and returns it (on `device.autodiff()`) with its history.
+///
+/// `model_config` is the configuration the model was built from: checkpoints store it,
+/// and resuming from a checkpoint written for another configuration is an error.
+///
+/// Each epoch shuffles the data with a generator seeded from `(seed, epoch)` and seeds the
+/// device's noise the same way, so a run resumed from a checkpoint continues as the
+/// uninterrupted run would (up to float non-associativity).
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for a bad [`FitConfig`] or empty data;
+/// [`Error::NonFiniteLoss`] naming the first step whose loss is NaN or infinite;
+/// [`Error::Checkpoint`] / [`Error::Io`] for checkpoint problems; the model's errors for
+/// batches of the wrong shape.
+///
+/// # Example
+/// ```
+/// use burn::tensor::Device;
+/// use elbo::data::{Binarization, ImageData, Images};
+/// use elbo::models::GaussianVaeConfig;
+/// use elbo::train::{FitConfig, fit};
+///
+/// let device = Device::flex();
+/// let images = Images { count: 16, rows: 2, cols: 2, pixels: (0..64).map(|i| (i * 4) as u8).collect() };
+/// let data = ImageData::new(images, Binarization::Dynamic);
+/// let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![8]);
+/// let model = config.init(&device)?;
+/// let mut fit_config = FitConfig::new(2, 8);
+/// fit_config.progress = false;
+/// let (model, history) = fit(model, &config, &data, &fit_config, &device)?;
+/// assert_eq!(history.epochs.len(), 2);
+/// # Ok::<(), elbo::Error>(())
+/// ```
+pub fn fit<M, T, C>(
+    model: M,
+    model_config: &C,
+    data: &T,
+    config: &FitConfig,
+    device: &Device,
+) -> Result<(M, History)>
+where
+    M: Module + LatentVariableModel<Input = T::Input>,
+    T: TrainData,
+    C: Config,
+{
+    config.validate()?;
+    if data.is_empty() {
+        return Err(Error::config("data", "0 examples", "at least one example"));
+    }
+    let model_config = serde_json::to_value(model_config).map_err(|e| Error::Checkpoint {
+        path: PathBuf::new(),
+        reason: format!("cannot serialise the model config: {e}"),
+    })?;
+    let train_device = device.clone().autodiff();
+    let mut model = model.fork(&train_device).train();
+    let mut optimizer = config.build_optimizer();
+    let mut history = History::default();
+    let mut start_epoch = 0;
+
+    if let (true, Some(dir)) = (config.resume, &config.checkpoint_dir)
+        && let Some(state_dir) = latest_checkpoint(dir)?
+    {
+        let (m, o, state) = load_checkpoint(&state_dir, model, optimizer, &model_config)?;
+        model = m.fork(&train_device).train();
+        optimizer = o;
+        history = state.history;
+        start_epoch = state.epoch;
+    }
+
+    let steps_per_epoch = data.len().div_ceil(config.batch_size);
+    let total_steps = steps_per_epoch * config.epochs;
+    for epoch in start_epoch..config.epochs {
+        let started = Instant::now();
+        let mut rng = StdRng::seed_from_u64(mix_seed(config.seed, epoch));
+        train_device.seed(mix_seed(config.seed.wrapping_add(1), epoch));
+        let batches = shuffled_batches(data.len(), config.batch_size, &mut rng);
+        let bar = progress_bar(config.progress, batches.len(), epoch + 1, config.epochs);
+        let (mut sum_loss, mut sum_bound, mut sum_kl, mut seen) = (0.0, 0.0, 0.0, 0usize);
+        let mut lr = config.learning_rate;
+        for (step, indices) in batches.iter().enumerate() {
+            let global_step = epoch * steps_per_epoch + step;
+            lr = config
+                .lr_schedule
+                .rate(config.learning_rate, global_step, total_steps, epoch);
+            let x = data.batch(indices, &mut rng, &train_device)?;
+            let out = config.objective.step_loss(&model, &x, global_step)?;
+            let loss: f64 = out.loss.clone().into_scalar::<f32>() as f64;
+            if !loss.is_finite() {
+                bar.abandon();
+                return Err(Error::NonFiniteLoss {
+                    epoch: epoch + 1,
+                    step,
+                    global_step,
+                    value: loss,
+                });
+            }
+            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            model = optimizer.step(lr, model, grads);
+            let n = indices.len();
+            let bound = out.neg_bound.into_scalar::<f32>() as f64;
+            sum_loss += loss * n as f64;
+            sum_bound += bound * n as f64;
+            sum_kl += out.kl.into_scalar::<f32>() as f64 * n as f64;
+            seen += n;
+            bar.set_message(format!("-bound {:.3}", sum_bound / seen as f64));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            loss: sum_loss / seen as f64,
+            neg_bound: sum_bound / seen as f64,
+            kl: sum_kl / seen as f64,
+            learning_rate: lr,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        history.epochs.push(record);
+        if let Some(dir) = &config.checkpoint_dir {
+            let state = CheckpointState {
+                epoch: epoch + 1,
+                global_step: (epoch + 1) * steps_per_epoch,
+                model_config: model_config.clone(),
+                history: history.clone(),
+            };
+            save_checkpoint(dir, &model, &optimizer, &state)?;
+        }
+    }
+    Ok((model, history))
+}
+
+fn progress_bar(show: bool, len: usize, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+fn checkpoint_error(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// `dir/.name.tmp-<pid>` next to `path`.
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+fn save_checkpoint<M: Module>(
+    dir: &Path,
+    model: &M,
+    optimizer: &ModuleOptimizer,
+    state: &CheckpointState,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let name = format!("epoch-{:04}", state.epoch);
+    let final_dir = dir.join(&name);
+    let tmp_dir = tmp_path(&final_dir);
+    let _ = std::fs::remove_dir_all(&tmp_dir);
+    std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
+    let result = (|| {
+        model
+            .clone()
+            .save_file(tmp_dir.join("model.bpk"))
+            .map_err(|e| checkpoint_error(&tmp_dir, format!("saving the model: {e:?}")))?;
+        optimizer
+            .save(tmp_dir.join("optimizer.bpk"))
+            .map_err(|e| checkpoint_error(&tmp_dir, format!("saving the optimizer: {e:?}")))?;
+        let json = serde_json::to_vec_pretty(state)
+            .map_err(|e| checkpoint_error(&tmp_dir, format!("serialising the state: {e}")))?;
+        std::fs::write(tmp_dir.join("state.json"), json)
+            .map_err(|e| Error::io(tmp_dir.join("state.json"), e))?;
+        if final_dir.exists() {
+            std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        }
+        std::fs::rename(&tmp_dir, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        write_atomic(&dir.join("latest"), name.as_bytes())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp_dir);
+    }
+    result
+}
+
+/// The folder the `latest` pointer of a checkpoint folder names, if there is one.
+fn latest_checkpoint(dir: &Path) -> Result<Option<PathBuf>> {
+    let latest = dir.join("latest");
+    match std::fs::read_to_string(&latest) {
+        Ok(name) => {
+            let name = name.trim();
+            if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+                return Err(checkpoint_error(&latest, format!("names an invalid folder {name:?}")));
+            }
+            Ok(Some(dir.join(name)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(latest, e)),
+    }
+}
+
+fn load_checkpoint<M: Module>(
+    dir: &Path,
+    model: M,
+    optimizer: ModuleOptimizer,
+    model_config: &serde_json::Value,
+) -> Result<(M, ModuleOptimizer, CheckpointState)> {
+    let state_path = dir.join("state.json");
+    let bytes = std::fs::read(&state_path).map_err(|e| Error::io(&state_path, e))?;
+    let state: CheckpointState = serde_json::from_slice(&bytes)
+        .map_err(|e| checkpoint_error(&state_path, format!("corrupt state: {e}")))?;
+    if &state.model_config != model_config {
+        return Err(checkpoint_error(
+            dir,
+            format!(
+                "was written for model config {} but this model was built from {}; \
+                 resume with the same config or use another checkpoint folder",
+                state.model_config, model_config
+            ),
+        ));
+    }
+    let model = model
+        .try_load_file(dir.join("model.bpk"))
+        .map_err(|e| checkpoint_error(dir, format!("loading the model weights: {e:?}")))?;
+    let optimizer = optimizer
+        .load(dir.join("optimizer.bpk"))
+        .map_err(|e| checkpoint_error(dir, format!("loading the optimizer state: {e:?}")))?;
+    Ok((model, optimizer, state))
+}
+
+/// Loads the weights of the latest checkpoint in `dir` into `model`, checking that it was
+/// written for `model_config`.
+///
+/// # Errors
+/// [`Error::Checkpoint`] if there is none, it is corrupt, or it belongs to another config.
+pub fn load_latest<M: Module, C: Config>(dir: impl AsRef<Path>, model: M, model_config: &C) -> Result<M> {
+    let dir = dir.as_ref();
+    let state_dir = latest_checkpoint(dir)?.ok_or_else(|| checkpoint_error(dir, "no `latest` checkpoint in this folder"))?;
+    let value = serde_json::to_value(model_config)
+        .map_err(|e| checkpoint_error(dir, format!("cannot serialise the model config: {e}")))?;
+    let (model, _, _) = load_checkpoint(&state_dir, model, AdamConfig::new().init(), &value)?;
+    Ok(model)
+}

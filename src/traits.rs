@@ -1,0 +1,140 @@
+//! The seams of the crate: distributions, the four roles (encoder, decoder, prior,
+//! posterior) and what the shared objective needs from any model.
+//!
+//! Every per-example quantity has shape `[batch]`; a batch of distributions describes one
+//! example per row.
+
+use burn::tensor::{Device, Tensor};
+
+use crate::Result;
+use crate::objective::ElboTerms;
+
+/// A value that holds a batch of examples along its first dimension.
+///
+/// The estimators draw `k` samples per example by tiling a batch: [`repeat_rows`](Batch::repeat_rows)
+/// with `k` turns rows `[x_0, .., x_{B-1}]` into `[x_0, .., x_{B-1}, x_0, .., x_{B-1}, ..]`
+/// (`k` copies, row `j·B + i` is example `i`).
+pub trait Batch: Clone {
+    /// Number of examples (the size of the first dimension).
+    fn batch_size(&self) -> usize;
+    /// `k` copies of the whole batch stacked along the first dimension.
+    fn repeat_rows(&self, k: usize) -> Self;
+    /// Rows `start..start + len`.
+    fn narrow_rows(&self, start: usize, len: usize) -> Self;
+}
+
+impl<const D: usize> Batch for Tensor<D> {
+    fn batch_size(&self) -> usize {
+        self.dims()[0]
+    }
+
+    fn repeat_rows(&self, k: usize) -> Self {
+        if k == 1 {
+            self.clone()
+        } else {
+            self.clone().repeat_dim(0, k)
+        }
+    }
+
+    fn narrow_rows(&self, start: usize, len: usize) -> Self {
+        self.clone().narrow(0, start, len)
+    }
+}
+
+/// A batch of probability distributions; row `i` describes example `i`.
+pub trait Distribution: Sized {
+    /// What a draw looks like: a batch of values, one row per example.
+    type Value: Batch;
+
+    /// `log p(value)` per row, summed over the event dims: shape `[batch]`.
+    fn log_prob(&self, value: &Self::Value) -> Tensor<1>;
+
+    /// One draw per row. Reparameterised (differentiable in the parameters) where the
+    /// family allows; a thin wrapper over a deterministic `*_with_noise` core.
+    fn sample(&self) -> Self::Value;
+
+    /// The mean of each row's distribution.
+    fn mean(&self) -> Self::Value;
+
+    /// Number of rows.
+    fn batch_size(&self) -> usize;
+
+    /// The same distributions tiled `k` times along the batch, as [`Batch::repeat_rows`].
+    fn repeat_rows(&self, k: usize) -> Self;
+}
+
+/// An approximate posterior `q(z | x)`: a distribution over latents, one row per example.
+pub trait Posterior: Distribution {
+    /// The most probable latent of each row: what reconstructions and interpolations use.
+    fn mode(&self) -> Self::Value;
+}
+
+/// A prior `p(z)` over latents: one distribution shared by every example.
+pub trait Prior {
+    /// A batch of latents.
+    type Value: Batch;
+
+    /// `log p(z)` per row: shape `[batch]`.
+    fn log_prob(&self, z: &Self::Value) -> Tensor<1>;
+
+    /// `n` independent draws.
+    fn sample(&self, n: usize, device: &Device) -> Self::Value;
+}
+
+/// A closed-form KL divergence `KL(self ‖ other)` per row: shape `[batch]`.
+pub trait KlDivergence<Other> {
+    /// `KL(self ‖ other)` for each row, in nats.
+    fn kl(&self, other: &Other) -> Tensor<1>;
+}
+
+/// The inference network: maps a batch of data to a posterior `q(z | x)`.
+pub trait Encoder {
+    /// A batch of data.
+    type Input: Batch;
+    /// The posterior family it outputs.
+    type Posterior: Posterior;
+
+    /// `q(z | x)` for each row of `x`.
+    fn encode(&self, x: &Self::Input) -> Self::Posterior;
+
+    /// Checks that `x` has the shape this encoder was built for.
+    fn check_input(&self, x: &Self::Input) -> Result<()>;
+}
+
+/// The generative network: maps a batch of latents to a likelihood `p(x | z)`.
+pub trait Decoder {
+    /// A batch of latents.
+    type Latent: Batch;
+    /// The likelihood family it outputs.
+    type Likelihood: Distribution;
+
+    /// `p(x | z)` for each row of `z`.
+    fn decode(&self, z: &Self::Latent) -> Self::Likelihood;
+}
+
+/// What the shared objective and estimators need from any latent-variable model.
+///
+/// Implemented by the generic [`Vae`](crate::models::Vae) (and so by every variant built
+/// from it), and by the hierarchical and diffusion models, so that
+/// [`log_likelihood`](crate::objective::log_likelihood),
+/// [`iwae_bound`](crate::objective::iwae_bound) and
+/// [`elbo_estimate`](crate::objective::elbo_estimate) work on all of them unchanged.
+pub trait LatentVariableModel {
+    /// A batch of data.
+    type Input: Batch;
+
+    /// Per-example ELBO terms from one posterior sample: the reconstruction
+    /// `log p(x | z)` and one KL term per latent group.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if `x` does not fit the model.
+    fn elbo(&self, x: &Self::Input) -> Result<ElboTerms>;
+
+    /// `log w_j = log p(x, z_j) − log q(z_j | x)` for `k` independent `z_j ~ q(z | x)`:
+    /// shape `[batch, k]`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if `x` does not fit the model,
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if `k == 0`.
+    fn log_importance_weights(&self, x: &Self::Input, k: usize) -> Result<Tensor<2>>;
+}
