@@ -90,6 +90,8 @@ pub struct FitConfig {
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue from the latest checkpoint in `checkpoint_dir`, if there is one.
     pub resume: bool,
+    /// Print one line per epoch to standard output.
+    pub log_epochs: bool,
 }
 
 impl FitConfig {
@@ -106,6 +108,7 @@ impl FitConfig {
             progress: true,
             checkpoint_dir: None,
             resume: false,
+            log_epochs: false,
         }
     }
 
@@ -300,6 +303,12 @@ where
             learning_rate: lr,
             seconds: started.elapsed().as_secs_f64(),
         };
+        if config.log_epochs {
+            println!(
+                "epoch {:>3}/{}  loss {:9.3}  -bound {:9.3} nats  KL {:7.3}  lr {:.2e}  {:6.2} s",
+                record.epoch, config.epochs, record.loss, record.neg_bound, record.kl, record.learning_rate, record.seconds
+            );
+        }
         history.epochs.push(record);
         if let Some(dir) = &config.checkpoint_dir {
             let state = CheckpointState {
