@@ -22,6 +22,12 @@ use elbo::models::GaussianVaeConfig;
 use elbo::objective::{ElboObjective, LikelihoodConfig, Objective, elbo_estimate, log_likelihood};
 use elbo::train::{FitConfig, fit};
 
+const USAGE: &str = "usage: gaussian_vae [--data DIR] [--epochs N] [--batch-size N] [--latent N] [--lr X]
+       [--seed N] [--k N] [--iwae K] [--beta X] [--warmup STEPS] [--free-bits X]
+       [--out DIR] [--checkpoint DIR] [--resume] [--device flex|wgpu]
+defaults: --data ../shared/data/mnist-10k --epochs 10 --batch-size 128 --latent 20 --lr 1e-3
+          --seed 0 --k 1000 --out out/gaussian_vae (ELBO objective, beta 1, no warm-up)";
+
 struct Args {
     data: PathBuf,
     epochs: usize,
@@ -109,7 +115,7 @@ fn main() {
             if !e.is_empty() {
                 eprintln!("error: {e}");
             }
-            eprintln!("{}", include_str!("gaussian_vae.rs").lines().skip(5).take(4).map(|l| l.trim_start_matches("//! ")).collect::<Vec<_>>().join("\n"));
+            eprintln!("{USAGE}");
             std::process::exit(2);
         }
     };

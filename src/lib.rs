@@ -93,3 +93,8 @@ pub mod prelude {
         Posterior, Prior, Result,
     };
 }
+
+/// The README's API tour, compiled and run as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

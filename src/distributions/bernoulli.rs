@@ -11,11 +11,12 @@ use crate::traits::{Batch, Distribution};
 /// # Density
 ///
 /// ```text
-/// log p(x) = Σ_i [ x_i·l_i − softplus(l_i) ],   softplus(l) = max(l, 0) + ln(1 + e^{−|l|})
+/// log p(x) = Σ_i [ x_i·l_i − softplus(l_i) ] = Σ_i [ x_i·l_i + ln sigmoid(−l_i) ]
 /// ```
 ///
-/// This form never computes `ln sigmoid(l)` directly, so it stays finite and exact for
-/// logits of any magnitude (it is PyTorch's `binary_cross_entropy_with_logits`, negated).
+/// `ln sigmoid` is burn's fused, stable `log_sigmoid` (`−ln(1 + e^{−y})` for `y ≥ 0`,
+/// `y − ln(1 + e^{y})` otherwise), so the result stays finite and exact for logits of any
+/// magnitude (it is PyTorch's `binary_cross_entropy_with_logits`, negated).
 /// It is also defined for `x` in `[0, 1]` (the continuous relaxation used with grey levels).
 ///
 /// # Example
@@ -58,18 +59,12 @@ impl<const D: usize> Bernoulli<D> {
     }
 }
 
-/// `softplus(l) = ln(1 + e^l)`, computed without overflow.
-pub(crate) fn softplus<const D: usize>(l: Tensor<D>) -> Tensor<D> {
-    let positive = l.clone().clamp_min(0.0);
-    positive + l.abs().neg().exp().log1p()
-}
-
 impl<const D: usize> Distribution for Bernoulli<D> {
     type Value = Tensor<D>;
 
     fn log_prob(&self, value: &Tensor<D>) -> Tensor<1> {
         let l = self.logits.clone();
-        sum_event_dims(value.clone() * l.clone() - softplus(l))
+        sum_event_dims(value.clone() * l.clone() + activation::log_sigmoid(l.neg()))
     }
 
     fn sample(&self) -> Tensor<D> {
