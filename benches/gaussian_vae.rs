@@ -14,10 +14,10 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use elbo::LatentVariableModel;
 use elbo::data::{Binarization, ImageData, Images, TrainData};
 use elbo::models::GaussianVaeConfig;
 use elbo::objective::{ElboObjective, LikelihoodConfig, log_likelihood};
-use elbo::LatentVariableModel;
 use rand::SeedableRng;
 
 fn device() -> Device {
@@ -32,7 +32,9 @@ fn device() -> Device {
 fn data_dir() -> PathBuf {
     std::env::var_os("ELBO_MNIST_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist-10k"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist-10k")
+        })
 }
 
 fn train_step(c: &mut Criterion) {
@@ -60,7 +62,11 @@ fn train_step(c: &mut Criterion) {
             let grads = GradientsParams::from_grads(loss.backward(), &m);
             let m = optimizer.step(1e-3, m, grads);
             // Sync: read one parameter value back.
-            let _: f32 = m.encoder.mlp.layers[0].weight.val().slice([0..1, 0..1]).into_scalar();
+            let _: f32 = m.encoder.mlp.layers[0]
+                .weight
+                .val()
+                .slice([0..1, 0..1])
+                .into_scalar();
             model = Some(m);
         })
     });
@@ -68,11 +74,15 @@ fn train_step(c: &mut Criterion) {
 
 fn importance_sampling(c: &mut Criterion) {
     let device = device();
-    let test = Images::load(data_dir().join("t10k-images-binarized-seed1234-idx3-ubyte.gz")).expect("MNIST data");
+    let test = Images::load(data_dir().join("t10k-images-binarized-seed1234-idx3-ubyte.gz"))
+        .expect("MNIST data");
     let n = 50;
     let x = test.slice(0, n).unwrap();
     let x = x.to_tensor(x.binary().unwrap(), &device).unwrap();
-    let model = GaussianVaeConfig::mnist_mlp().init(&device).unwrap().valid();
+    let model = GaussianVaeConfig::mnist_mlp()
+        .init(&device)
+        .unwrap()
+        .valid();
     let config = LikelihoodConfig::new(1000);
     let mut group = c.benchmark_group("gaussian_vae/log_likelihood_K1000");
     group.sample_size(10);

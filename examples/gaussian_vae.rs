@@ -22,7 +22,8 @@ use elbo::models::GaussianVaeConfig;
 use elbo::objective::{ElboObjective, LikelihoodConfig, Objective, elbo_estimate, log_likelihood};
 use elbo::train::{FitConfig, fit};
 
-const USAGE: &str = "usage: gaussian_vae [--data DIR] [--epochs N] [--batch-size N] [--latent N] [--lr X]
+const USAGE: &str =
+    "usage: gaussian_vae [--data DIR] [--epochs N] [--batch-size N] [--latent N] [--lr X]
        [--seed N] [--k N] [--iwae K] [--beta X] [--warmup STEPS] [--free-bits X]
        [--out DIR] [--checkpoint DIR] [--resume] [--device flex|wgpu]
 defaults: --data ../shared/data/mnist-10k --epochs 10 --batch-size 128 --latent 20 --lr 1e-3
@@ -103,7 +104,11 @@ fn device(name: &str) -> Result<Device, String> {
         "wgpu" => Ok(Device::wgpu(Default::default())),
         other => Err(format!(
             "unknown device {other:?}: use flex{}",
-            if cfg!(feature = "wgpu") { " or wgpu" } else { " (build with --features wgpu for wgpu)" }
+            if cfg!(feature = "wgpu") {
+                " or wgpu"
+            } else {
+                " (build with --features wgpu for wgpu)"
+            }
         )),
     }
 }
@@ -128,7 +133,10 @@ fn main() {
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = device(&args.device)?;
     let train = Images::load(args.data.join("train-images-idx3-ubyte.gz"))?;
-    let test = Images::load(args.data.join("t10k-images-binarized-seed1234-idx3-ubyte.gz"))?;
+    let test = Images::load(
+        args.data
+            .join("t10k-images-binarized-seed1234-idx3-ubyte.gz"),
+    )?;
     let (h, w) = (train.rows, train.cols);
     println!(
         "data: {} training images ({h}×{w}, dynamically binarised), {} test images (fixed binarisation), device {}",
@@ -162,14 +170,24 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let x_test = test.to_tensor(test.binary()?, &device)?;
     device.seed(args.seed.wrapping_add(2));
     let elbo = elbo_estimate(&model, &x_test, 500)?;
-    println!("test -ELBO (1 sample): {:.3} nats (± {:.3})", -elbo.mean, elbo.std_error);
+    println!(
+        "test -ELBO (1 sample): {:.3} nats (± {:.3})",
+        -elbo.mean, elbo.std_error
+    );
 
     std::fs::create_dir_all(&args.out)?;
     let samples = model.generate(64, &device);
     elbo::image::save_grid(args.out.join("samples.png"), samples, h, w, 8)?;
     let originals = x_test.clone().narrow(0, 0, 32);
     let recon = model.reconstruct(&originals)?;
-    elbo::image::save_reconstructions(args.out.join("reconstructions.png"), originals, recon, h, w, 4)?;
+    elbo::image::save_reconstructions(
+        args.out.join("reconstructions.png"),
+        originals,
+        recon,
+        h,
+        w,
+        4,
+    )?;
     let mut paths = Vec::new();
     for i in 0..8 {
         let a = x_test.clone().narrow(0, 2 * i, 1);
@@ -178,7 +196,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let paths = burn::tensor::Tensor::cat(paths, 0);
     elbo::image::save_interpolations(args.out.join("interpolation.png"), paths, h, w, 10)?;
-    println!("wrote samples.png, reconstructions.png, interpolation.png to {}", args.out.display());
+    println!(
+        "wrote samples.png, reconstructions.png, interpolation.png to {}",
+        args.out.display()
+    );
 
     let started = Instant::now();
     let ll = log_likelihood(&model, &x_test, &LikelihoodConfig::new(args.k))?;
@@ -189,6 +210,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.k,
         test.count as f64 / eval_seconds
     );
-    println!("test NLL (K={}): {:.3} nats (± {:.3})", args.k, -ll.mean, ll.std_error);
+    println!(
+        "test NLL (K={}): {:.3} nats (± {:.3})",
+        args.k, -ll.mean, ll.std_error
+    );
     Ok(())
 }

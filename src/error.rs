@@ -92,7 +92,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     /// Shorthand for [`Error::InvalidConfig`].
-    pub fn config(field: &'static str, value: impl std::fmt::Display, expected: impl Into<String>) -> Self {
+    pub fn config(
+        field: &'static str,
+        value: impl std::fmt::Display,
+        expected: impl Into<String>,
+    ) -> Self {
         Error::InvalidConfig {
             field,
             value: value.to_string(),

@@ -68,7 +68,11 @@ pub fn save_grid(
         for y in 0..height {
             for x in 0..width {
                 let v = image[y * width + x];
-                let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+                let v = if v.is_finite() {
+                    v.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
                 pixels[(oy + y) * grid_w + ox + x] = (v * 255.0).round() as u8;
             }
         }

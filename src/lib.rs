@@ -89,8 +89,8 @@ pub mod prelude {
     };
     pub use crate::train::{FitConfig, History, OptimizerKind, fit};
     pub use crate::{
-        Batch, Decoder, Distribution, Encoder, Error, KlDivergence, LatentVariableModel,
-        Posterior, Prior, Result,
+        Batch, Decoder, Distribution, Encoder, Error, KlDivergence, LatentVariableModel, Posterior,
+        Prior, Result,
     };
 }
 

@@ -306,7 +306,13 @@ where
         if config.log_epochs {
             println!(
                 "epoch {:>3}/{}  loss {:9.3}  -bound {:9.3} nats  KL {:7.3}  lr {:.2e}  {:6.2} s",
-                record.epoch, config.epochs, record.loss, record.neg_bound, record.kl, record.learning_rate, record.seconds
+                record.epoch,
+                config.epochs,
+                record.loss,
+                record.neg_bound,
+                record.kl,
+                record.learning_rate,
+                record.seconds
             );
         }
         history.epochs.push(record);
@@ -406,7 +412,10 @@ fn latest_checkpoint(dir: &Path) -> Result<Option<PathBuf>> {
         Ok(name) => {
             let name = name.trim();
             if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-                return Err(checkpoint_error(&latest, format!("names an invalid folder {name:?}")));
+                return Err(checkpoint_error(
+                    &latest,
+                    format!("names an invalid folder {name:?}"),
+                ));
             }
             Ok(Some(dir.join(name)))
         }
@@ -449,9 +458,14 @@ fn load_checkpoint<M: Module>(
 ///
 /// # Errors
 /// [`Error::Checkpoint`] if there is none, it is corrupt, or it belongs to another config.
-pub fn load_latest<M: Module, C: Config>(dir: impl AsRef<Path>, model: M, model_config: &C) -> Result<M> {
+pub fn load_latest<M: Module, C: Config>(
+    dir: impl AsRef<Path>,
+    model: M,
+    model_config: &C,
+) -> Result<M> {
     let dir = dir.as_ref();
-    let state_dir = latest_checkpoint(dir)?.ok_or_else(|| checkpoint_error(dir, "no `latest` checkpoint in this folder"))?;
+    let state_dir = latest_checkpoint(dir)?
+        .ok_or_else(|| checkpoint_error(dir, "no `latest` checkpoint in this folder"))?;
     let value = serde_json::to_value(model_config)
         .map_err(|e| checkpoint_error(dir, format!("cannot serialise the model config: {e}")))?;
     let (model, _, _) = load_checkpoint(&state_dir, model, AdamConfig::new().init(), &value)?;

@@ -66,23 +66,51 @@ fn idx_reader_rejects_malformed_files() {
     let dir = tempdir("idx-bad");
     for gzip in [false, true] {
         // Truncated: the header promises 24 bytes, the file holds 20.
-        let p = write(&dir, "truncated", &idx_bytes([0, 0, 8, 3], &[2, 3, 4], 20), gzip);
+        let p = write(
+            &dir,
+            "truncated",
+            &idx_bytes([0, 0, 8, 3], &[2, 3, 4], 20),
+            gzip,
+        );
         assert!(invalid_data_reason(read_idx(&p)).contains("truncated"));
         // Wrong magic.
-        let p = write(&dir, "magic", &idx_bytes([0x12, 0x34, 8, 3], &[2, 3, 4], 24), gzip);
+        let p = write(
+            &dir,
+            "magic",
+            &idx_bytes([0x12, 0x34, 8, 3], &[2, 3, 4], 24),
+            gzip,
+        );
         assert!(invalid_data_reason(read_idx(&p)).contains("magic"));
         // Element type other than unsigned byte (0x0D = float).
-        let p = write(&dir, "type", &idx_bytes([0, 0, 0x0D, 3], &[2, 3, 4], 24), gzip);
+        let p = write(
+            &dir,
+            "type",
+            &idx_bytes([0, 0, 0x0D, 3], &[2, 3, 4], 24),
+            gzip,
+        );
         assert!(invalid_data_reason(read_idx(&p)).contains("element type"));
         // Wrong dimensionality for an image file (a label file passed as images).
         let p = write(&dir, "dims", &idx_bytes([0, 0, 8, 1], &[24], 24), gzip);
         assert!(invalid_data_reason(Images::load(&p)).contains("3 (count, rows, cols"));
         // Absurd count: 4 billion images of 4 GiB each; must fail without allocating.
-        let p = write(&dir, "absurd", &idx_bytes([0, 0, 8, 3], &[u32::MAX, 65535, 65535], 24), gzip);
+        let p = write(
+            &dir,
+            "absurd",
+            &idx_bytes([0, 0, 8, 3], &[u32::MAX, 65535, 65535], 24),
+            gzip,
+        );
         let reason = invalid_data_reason(read_idx(&p));
-        assert!(reason.contains("truncated") || reason.contains("overflow"), "{reason}");
+        assert!(
+            reason.contains("truncated") || reason.contains("overflow"),
+            "{reason}"
+        );
         // Trailing bytes after the data.
-        let p = write(&dir, "trailing", &idx_bytes([0, 0, 8, 3], &[2, 3, 4], 30), gzip);
+        let p = write(
+            &dir,
+            "trailing",
+            &idx_bytes([0, 0, 8, 3], &[2, 3, 4], 30),
+            gzip,
+        );
         assert!(invalid_data_reason(read_idx(&p)).contains("trailing"));
         // Too short for a header.
         let p = write(&dir, "short", &[0, 0], gzip);
@@ -103,10 +131,16 @@ fn idx_reader_rejects_malformed_files() {
 #[test]
 fn batches_of_the_wrong_shape_are_errors() {
     let device = Device::flex();
-    let vae = GaussianVaeConfig::new(6, 2).with_hidden(vec![4]).init(&device).unwrap();
+    let vae = GaussianVaeConfig::new(6, 2)
+        .with_hidden(vec![4])
+        .init(&device)
+        .unwrap();
     let wrong = Tensor::<2>::ones([3, 5], &device);
     assert!(matches!(vae.elbo(&wrong), Err(Error::ShapeMismatch { .. })));
-    assert!(matches!(vae.log_importance_weights(&wrong, 4), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(
+        vae.log_importance_weights(&wrong, 4),
+        Err(Error::ShapeMismatch { .. })
+    ));
     assert!(matches!(
         log_likelihood(&vae, &wrong, &LikelihoodConfig::new(4)),
         Err(Error::ShapeMismatch { .. })
@@ -114,10 +148,16 @@ fn batches_of_the_wrong_shape_are_errors() {
     let empty = Tensor::<2>::ones([0, 6], &device);
     assert!(vae.elbo(&empty).is_err());
     let good = Tensor::<2>::ones([3, 6], &device);
-    assert!(matches!(vae.log_importance_weights(&good, 0), Err(Error::InvalidConfig { .. })));
+    assert!(matches!(
+        vae.log_importance_weights(&good, 0),
+        Err(Error::InvalidConfig { .. })
+    ));
     assert!(log_likelihood(&vae, &good, &LikelihoodConfig::new(4).with_sample_chunk(0)).is_err());
     let message = vae.elbo(&wrong).unwrap_err().to_string();
-    assert!(message.contains("[batch >= 1, 6]") && message.contains("[3, 5]"), "{message}");
+    assert!(
+        message.contains("[batch >= 1, 6]") && message.contains("[3, 5]"),
+        "{message}"
+    );
     // Interpolation endpoints must be single examples.
     assert!(vae.interpolate(&good, &good, 5).is_err());
 }
@@ -127,28 +167,103 @@ fn invalid_configs_are_errors() {
     let device = Device::flex();
     assert!(GaussianVaeConfig::new(0, 2).init(&device).is_err());
     assert!(GaussianVaeConfig::new(4, 0).init(&device).is_err());
-    assert!(GaussianVaeConfig::new(4, 2).with_hidden(vec![8, 0]).init(&device).is_err());
+    assert!(
+        GaussianVaeConfig::new(4, 2)
+            .with_hidden(vec![8, 0])
+            .init(&device)
+            .is_err()
+    );
 
-    let images = Images { count: 4, rows: 2, cols: 2, pixels: vec![128; 16] };
+    let images = Images {
+        count: 4,
+        rows: 2,
+        cols: 2,
+        pixels: vec![128; 16],
+    };
     let data = ImageData::new(images, Binarization::Dynamic);
     let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![4]);
     let model = || config.init(&device).unwrap();
     let bad_configs: Vec<(FitConfig, &str)> = vec![
-        ({ let mut c = FitConfig::new(1, 2); c.learning_rate = f64::NAN; c }, "learning_rate"),
-        ({ let mut c = FitConfig::new(1, 2); c.learning_rate = -1e-3; c }, "learning_rate"),
+        (
+            {
+                let mut c = FitConfig::new(1, 2);
+                c.learning_rate = f64::NAN;
+                c
+            },
+            "learning_rate",
+        ),
+        (
+            {
+                let mut c = FitConfig::new(1, 2);
+                c.learning_rate = -1e-3;
+                c
+            },
+            "learning_rate",
+        ),
         (FitConfig::new(0, 2), "epochs"),
         (FitConfig::new(1, 0), "batch_size"),
-        ({ let mut c = FitConfig::new(1, 2); c.objective = Objective::Elbo(ElboObjective { beta: -1.0, ..Default::default() }); c }, "beta"),
-        ({ let mut c = FitConfig::new(1, 2); c.objective = Objective::Elbo(ElboObjective { free_bits: f64::NAN, ..Default::default() }); c }, "free_bits"),
-        ({ let mut c = FitConfig::new(1, 2); c.objective = Objective::Iwae { k: 0 }; c }, "k"),
-        ({ let mut c = FitConfig::new(1, 2); c.optimizer = OptimizerKind::AdamW { weight_decay: -0.1 }; c }, "weight_decay"),
-        ({ let mut c = FitConfig::new(1, 2); c.lr_schedule = LrSchedule::Exponential { gamma: 1.5 }; c }, "gamma"),
-        ({ let mut c = FitConfig::new(1, 2); c.resume = true; c }, "resume"),
+        (
+            {
+                let mut c = FitConfig::new(1, 2);
+                c.objective = Objective::Elbo(ElboObjective {
+                    beta: -1.0,
+                    ..Default::default()
+                });
+                c
+            },
+            "beta",
+        ),
+        (
+            {
+                let mut c = FitConfig::new(1, 2);
+                c.objective = Objective::Elbo(ElboObjective {
+                    free_bits: f64::NAN,
+                    ..Default::default()
+                });
+                c
+            },
+            "free_bits",
+        ),
+        (
+            {
+                let mut c = FitConfig::new(1, 2);
+                c.objective = Objective::Iwae { k: 0 };
+                c
+            },
+            "k",
+        ),
+        (
+            {
+                let mut c = FitConfig::new(1, 2);
+                c.optimizer = OptimizerKind::AdamW { weight_decay: -0.1 };
+                c
+            },
+            "weight_decay",
+        ),
+        (
+            {
+                let mut c = FitConfig::new(1, 2);
+                c.lr_schedule = LrSchedule::Exponential { gamma: 1.5 };
+                c
+            },
+            "gamma",
+        ),
+        (
+            {
+                let mut c = FitConfig::new(1, 2);
+                c.resume = true;
+                c
+            },
+            "resume",
+        ),
     ];
     for (fit_config, field) in bad_configs {
         match fit(model(), &config, &data, &fit_config, &device) {
             Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
-            other => panic!("{field}: expected InvalidConfig, got {:?}", other.map(|_| ())),
+            other => panic!(
+                "{field}: expected InvalidConfig, got {:?}",
+                other.map(|_| ())
+            ),
         }
     }
 }
@@ -161,7 +276,12 @@ impl elbo::data::TrainData for NanData {
     fn len(&self) -> usize {
         8
     }
-    fn batch(&self, indices: &[usize], _: &mut rand::rngs::StdRng, device: &Device) -> elbo::Result<Tensor<2>> {
+    fn batch(
+        &self,
+        indices: &[usize],
+        _: &mut rand::rngs::StdRng,
+        device: &Device,
+    ) -> elbo::Result<Tensor<2>> {
         Ok(Tensor::full([indices.len(), 4], f32::NAN, device))
     }
 }
@@ -172,8 +292,19 @@ fn a_non_finite_loss_names_its_step() {
     let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![4]);
     let mut fit_config = FitConfig::new(2, 4);
     fit_config.progress = false;
-    match fit(config.init(&device).unwrap(), &config, &NanData, &fit_config, &device) {
-        Err(Error::NonFiniteLoss { epoch, step, global_step, .. }) => {
+    match fit(
+        config.init(&device).unwrap(),
+        &config,
+        &NanData,
+        &fit_config,
+        &device,
+    ) {
+        Err(Error::NonFiniteLoss {
+            epoch,
+            step,
+            global_step,
+            ..
+        }) => {
             assert_eq!((epoch, step, global_step), (1, 0, 0));
         }
         other => panic!("expected NonFiniteLoss, got {:?}", other.map(|_| ())),
@@ -181,28 +312,54 @@ fn a_non_finite_loss_names_its_step() {
 }
 
 fn no_temporary_files(dir: &Path) -> bool {
-    std::fs::read_dir(dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp"))
+    std::fs::read_dir(dir)
+        .unwrap()
+        .all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp"))
 }
 
 #[test]
 fn checkpoints_resume_and_reject_another_config() {
     let device = Device::flex();
     let dir = tempdir("checkpoint");
-    let images = Images { count: 32, rows: 2, cols: 3, pixels: (0..192).map(|i| (i * 7 % 256) as u8).collect() };
+    let images = Images {
+        count: 32,
+        rows: 2,
+        cols: 3,
+        pixels: (0..192).map(|i| (i * 7 % 256) as u8).collect(),
+    };
     let data = ImageData::new(images, Binarization::Dynamic);
     let config = GaussianVaeConfig::new(6, 2).with_hidden(vec![8]);
     let mut fit_config = FitConfig::new(2, 8);
     fit_config.progress = false;
     fit_config.checkpoint_dir = Some(dir.clone());
-    let (_, first) = fit(config.init(&device).unwrap(), &config, &data, &fit_config, &device).unwrap();
-    assert_eq!(std::fs::read_to_string(dir.join("latest")).unwrap(), "epoch-0002");
-    assert!(dir.join("epoch-0002/model.bpk").exists() && dir.join("epoch-0002/state.json").exists());
+    let (_, first) = fit(
+        config.init(&device).unwrap(),
+        &config,
+        &data,
+        &fit_config,
+        &device,
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("latest")).unwrap(),
+        "epoch-0002"
+    );
+    assert!(
+        dir.join("epoch-0002/model.bpk").exists() && dir.join("epoch-0002/state.json").exists()
+    );
     assert!(no_temporary_files(&dir));
 
     // Resume to 3 epochs: the first two records come from the checkpoint unchanged.
     fit_config.epochs = 3;
     fit_config.resume = true;
-    let (_, resumed) = fit(config.init(&device).unwrap(), &config, &data, &fit_config, &device).unwrap();
+    let (_, resumed) = fit(
+        config.init(&device).unwrap(),
+        &config,
+        &data,
+        &fit_config,
+        &device,
+    )
+    .unwrap();
     assert_eq!(resumed.epochs.len(), 3);
     assert_eq!(&resumed.epochs[..2], &first.epochs[..]);
 
@@ -212,8 +369,17 @@ fn checkpoints_resume_and_reject_another_config() {
 
     // A model built from another config is refused, with both configs named.
     let other = GaussianVaeConfig::new(6, 3).with_hidden(vec![8]);
-    match fit(other.init(&device).unwrap(), &other, &data, &fit_config, &device) {
-        Err(Error::Checkpoint { reason, .. }) => assert!(reason.contains("another") || reason.contains("written for"), "{reason}"),
+    match fit(
+        other.init(&device).unwrap(),
+        &other,
+        &data,
+        &fit_config,
+        &device,
+    ) {
+        Err(Error::Checkpoint { reason, .. }) => assert!(
+            reason.contains("another") || reason.contains("written for"),
+            "{reason}"
+        ),
         r => panic!("expected Checkpoint error, got {:?}", r.map(|_| ())),
     }
     assert!(matches!(
@@ -235,14 +401,32 @@ fn a_checkpoint_that_cannot_be_written_leaves_nothing_behind() {
     // The checkpoint folder's `latest` is a directory: the final rename must fail.
     std::fs::create_dir_all(dir.join("latest")).unwrap();
     std::fs::write(dir.join("latest/keep"), "x").unwrap();
-    let images = Images { count: 8, rows: 2, cols: 2, pixels: vec![200; 32] };
+    let images = Images {
+        count: 8,
+        rows: 2,
+        cols: 2,
+        pixels: vec![200; 32],
+    };
     let data = ImageData::new(images, Binarization::Dynamic);
     let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![4]);
     let mut fit_config = FitConfig::new(1, 4);
     fit_config.progress = false;
     fit_config.checkpoint_dir = Some(dir.clone());
-    assert!(fit(config.init(&device).unwrap(), &config, &data, &fit_config, &device).is_err());
-    assert!(no_temporary_files(&dir), "temporary files left in {}", dir.display());
+    assert!(
+        fit(
+            config.init(&device).unwrap(),
+            &config,
+            &data,
+            &fit_config,
+            &device
+        )
+        .is_err()
+    );
+    assert!(
+        no_temporary_files(&dir),
+        "temporary files left in {}",
+        dir.display()
+    );
 }
 
 #[cfg(feature = "png")]

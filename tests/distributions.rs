@@ -12,7 +12,11 @@ fn row(values: &[f32], device: &Device) -> Tensor<2> {
 }
 
 fn vec1(t: Tensor<1>) -> Vec<f64> {
-    t.try_into_vec_as::<f32>().unwrap().into_iter().map(f64::from).collect()
+    t.try_into_vec_as::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect()
 }
 
 #[test]
@@ -22,7 +26,11 @@ fn diag_normal_log_prob_and_entropy_match_scipy() {
     // norm.logpdf(x, m, np.exp(0.5*lv)).sum()  -> -5.634157789697127
     // norm.entropy(m, np.exp(0.5*lv)).sum()    ->  4.5068155996140185
     let device = Device::flex();
-    let q = DiagNormal::new(row(&[0.1, 0.2, -0.3], &device), row(&[0.0, -1.0, 1.5], &device)).unwrap();
+    let q = DiagNormal::new(
+        row(&[0.1, 0.2, -0.3], &device),
+        row(&[0.0, -1.0, 1.5], &device),
+    )
+    .unwrap();
     let lp = vec1(q.log_prob(&row(&[0.5, -1.0, 2.0], &device)))[0];
     let h = vec1(q.entropy())[0];
     // f32 evaluation of O(10) terms: 1e-5 relative.
@@ -40,10 +48,18 @@ fn bernoulli_log_prob_matches_scipy_and_is_stable_at_extreme_logits() {
     assert!((lp - -0.6495923467968213).abs() < 1e-5, "{lp}");
     // Closed form at |logit| = 100: log sigmoid(100) = −ln(1 + e^−100) ≈ −3.7e−44 (0 in f32),
     // log(1 − sigmoid(100)) = −100 − ln(1 + e^−100) ≈ −100. A naive log(sigmoid) gives −inf.
-    let cases = [(100.0f32, 1.0f32, 0.0f64), (100.0, 0.0, -100.0), (-100.0, 1.0, -100.0), (-100.0, 0.0, 0.0)];
+    let cases = [
+        (100.0f32, 1.0f32, 0.0f64),
+        (100.0, 0.0, -100.0),
+        (-100.0, 1.0, -100.0),
+        (-100.0, 0.0, 0.0),
+    ];
     for (logit, x, expected) in cases {
         let lp = vec1(Bernoulli::new(row(&[logit], &device)).log_prob(&row(&[x], &device)))[0];
-        assert!((lp - expected).abs() < 1e-4, "logit {logit}, x {x}: {lp} vs {expected}");
+        assert!(
+            (lp - expected).abs() < 1e-4,
+            "logit {logit}, x {x}: {lp} vs {expected}"
+        );
     }
     let p = Bernoulli::new(row(&[100.0, 100.0, -100.0, -100.0], &device));
     let zeros = vec1(p.log_prob(&row(&[0.0, 0.0, 0.0, 0.0], &device)))[0];
@@ -56,16 +72,33 @@ fn log_sum_exp_is_exact_at_large_magnitudes() {
     // logsumexp([1e4, 1e4-1.0, -1e4]) -> 10000.31326168752
     // logsumexp([-1e4, -1e4])         -> -9999.30685281944
     let device = Device::flex();
-    let x = Tensor::<2>::from_floats([[1.0e4, 1.0e4 - 1.0, -1.0e4], [-1.0e4, -1.0e4, f32::NEG_INFINITY]], &device);
+    let x = Tensor::<2>::from_floats(
+        [
+            [1.0e4, 1.0e4 - 1.0, -1.0e4],
+            [-1.0e4, -1.0e4, f32::NEG_INFINITY],
+        ],
+        &device,
+    );
     let lse = log_sum_exp(x.clone(), 1).try_into_vec_as::<f32>().unwrap();
     // f32 spacing at 1e4 is 9.8e-4: the result must be within one ulp.
-    assert!((lse[0] as f64 - 10000.31326168752).abs() < 1e-3, "{}", lse[0]);
-    assert!((lse[1] as f64 - -9999.30685281944).abs() < 1e-3, "{}", lse[1]);
+    assert!(
+        (lse[0] as f64 - 10000.31326168752).abs() < 1e-3,
+        "{}",
+        lse[0]
+    );
+    assert!(
+        (lse[1] as f64 - -9999.30685281944).abs() < 1e-3,
+        "{}",
+        lse[1]
+    );
     let lme = log_mean_exp(x, 1).try_into_vec_as::<f32>().unwrap();
     assert!((lme[0] as f64 - (10000.31326168752 - 3f64.ln())).abs() < 1e-3);
     // All −inf gives −inf, not NaN.
     let all_neg_inf = Tensor::<2>::from_floats([[f32::NEG_INFINITY, f32::NEG_INFINITY]], &device);
-    assert_eq!(log_sum_exp(all_neg_inf, 1).into_scalar::<f32>(), f32::NEG_INFINITY);
+    assert_eq!(
+        log_sum_exp(all_neg_inf, 1).into_scalar::<f32>(),
+        f32::NEG_INFINITY
+    );
     assert!((log_sum_exp_f64(&[1e4, 1e4 - 1.0, -1e4]) - 10000.31326168752).abs() < 1e-9);
 }
 
@@ -92,7 +125,10 @@ fn kl_closed_forms_match_monte_carlo_within_4_se() {
     let kl = vec1(q.kl(&prior))[0];
     let mc: Vec<f64> = vec1(q.log_prob(&z) - prior.log_prob(&z));
     let (m, se) = mc_mean_se(&mc);
-    assert!((m - kl).abs() < 4.0 * se, "KL to N(0,I): closed {kl}, MC {m} ± {se}");
+    assert!(
+        (m - kl).abs() < 4.0 * se,
+        "KL to N(0,I): closed {kl}, MC {m} ± {se}"
+    );
 
     let p = DiagNormal::new(
         row(&[0.0, 0.5, -0.2], &device).repeat_dim(0, n),
@@ -102,13 +138,19 @@ fn kl_closed_forms_match_monte_carlo_within_4_se() {
     let kl = vec1(q.kl(&p))[0];
     let mc: Vec<f64> = vec1(q.log_prob(&z) - p.log_prob(&z));
     let (m, se) = mc_mean_se(&mc);
-    assert!((m - kl).abs() < 4.0 * se, "KL to N(m,s): closed {kl}, MC {m} ± {se}");
+    assert!(
+        (m - kl).abs() < 4.0 * se,
+        "KL to N(m,s): closed {kl}, MC {m} ± {se}"
+    );
 
     // Entropy: −E_q[log q].
     let h = vec1(q.entropy())[0];
     let mc: Vec<f64> = vec1(q.log_prob(&z)).into_iter().map(|v| -v).collect();
     let (m, se) = mc_mean_se(&mc);
-    assert!((m - h).abs() < 4.0 * se, "entropy: closed {h}, MC {m} ± {se}");
+    assert!(
+        (m - h).abs() < 4.0 * se,
+        "entropy: closed {h}, MC {m} ± {se}"
+    );
 }
 
 #[test]
@@ -123,11 +165,24 @@ fn gradients_flow_through_reparameterised_samples() {
     let grads = z.clone().powi_scalar(2).sum().backward();
     let g_mu = mu.grad(&grads).unwrap().try_into_vec_as::<f32>().unwrap();
     let g_lv = lv.grad(&grads).unwrap().try_into_vec_as::<f32>().unwrap();
-    for (i, (m, l, e)) in [(0.5f32, 0.2f32, 1.3f32), (-1.0, -0.6, -0.4)].into_iter().enumerate() {
+    for (i, (m, l, e)) in [(0.5f32, 0.2f32, 1.3f32), (-1.0, -0.6, -0.4)]
+        .into_iter()
+        .enumerate()
+    {
         let sigma = (0.5 * l).exp();
         let zi = m + sigma * e;
-        assert!((g_mu[i] - 2.0 * zi).abs() < 1e-5, "dμ {i}: {} vs {}", g_mu[i], 2.0 * zi);
-        assert!((g_lv[i] - zi * e * sigma).abs() < 1e-5, "dlog_var {i}: {} vs {}", g_lv[i], zi * e * sigma);
+        assert!(
+            (g_mu[i] - 2.0 * zi).abs() < 1e-5,
+            "dμ {i}: {} vs {}",
+            g_mu[i],
+            2.0 * zi
+        );
+        assert!(
+            (g_lv[i] - zi * e * sigma).abs() < 1e-5,
+            "dlog_var {i}: {} vs {}",
+            g_lv[i],
+            zi * e * sigma
+        );
     }
     // A draw from `sample()` is differentiable in μ as well.
     let grads = q.sample().sum().backward();
@@ -150,7 +205,10 @@ fn gaussian_likelihood_learns_its_variance_and_fixes_it_on_request() {
     let x = Tensor::<2>::ones([4, 3], &device);
     let grads = p.log_prob(&x).sum().backward();
     let param = learned.learned_log_var.as_ref().unwrap();
-    assert!(param.val().grad(&grads).is_some(), "the learned log-variance gets a gradient");
+    assert!(
+        param.val().grad(&grads).is_some(),
+        "the learned log-variance gets a gradient"
+    );
 
     let fixed = GaussianMlpDecoderConfig::new(vec![2, 3])
         .with_variance(DecoderVariance::Fixed(0.25))
@@ -161,5 +219,10 @@ fn gaussian_likelihood_learns_its_variance_and_fixes_it_on_request() {
     assert!(lv.iter().all(|v| (v - 0.25f32.ln()).abs() < 1e-6));
     assert!(fixed.learned_log_var.is_none());
     // Invalid variance is an error, not a panic.
-    assert!(GaussianMlpDecoderConfig::new(vec![2, 3]).with_variance(DecoderVariance::Fixed(f64::NAN)).init(&device).is_err());
+    assert!(
+        GaussianMlpDecoderConfig::new(vec![2, 3])
+            .with_variance(DecoderVariance::Fixed(f64::NAN))
+            .init(&device)
+            .is_err()
+    );
 }

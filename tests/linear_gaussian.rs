@@ -72,7 +72,10 @@ fn linear(weight: Vec<f64>, bias: Vec<f64>, d_in: usize, d_out: usize, device: &
     let b: Vec<f32> = bias.iter().map(|&v| v as f32).collect();
     Linear {
         weight: Param::from_tensor(Tensor::from_data(TensorData::new(w, [d_in, d_out]), device)),
-        bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(b, [d_out]), device))),
+        bias: Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(b, [d_out]),
+            device,
+        ))),
     }
 }
 
@@ -89,7 +92,10 @@ fn model(mean_scale: f64, log_var_shift: f64, device: &Device) -> LinearVae {
         }
     }
     let decoder = GaussianMlpDecoder::with_fixed_log_var(
-        Mlp { layers: vec![linear(dec_w, B.to_vec(), L, D, device)], activation: Activation::Relu },
+        Mlp {
+            layers: vec![linear(dec_w, B.to_vec(), L, D, device)],
+            activation: Activation::Relu,
+        },
         SIGMA2.ln(),
     );
     // Encoder: [mean | log_var] = x·A + c, weight [D, 2L].
@@ -104,7 +110,10 @@ fn model(mean_scale: f64, log_var_shift: f64, device: &Device) -> LinearVae {
         enc_b[L + j] = (SIGMA2 / (SIGMA2 + s(j))).ln() + log_var_shift;
     }
     let encoder = GaussianMlpEncoder::new(
-        Mlp { layers: vec![linear(enc_w, enc_b, D, 2 * L, device)], activation: Activation::Relu },
+        Mlp {
+            layers: vec![linear(enc_w, enc_b, D, 2 * L, device)],
+            activation: Activation::Relu,
+        },
         L,
     )
     .unwrap();
@@ -124,7 +133,10 @@ fn data(device: &Device) -> (Vec<[f64; D]>, Tensor<2>) {
             ]
         })
         .collect();
-    let flat: Vec<f32> = points.iter().flat_map(|p| p.iter().map(|&v| v as f32)).collect();
+    let flat: Vec<f32> = points
+        .iter()
+        .flat_map(|p| p.iter().map(|&v| v as f32))
+        .collect();
     let x = Tensor::from_data(TensorData::new(flat, [points.len(), D]), device);
     (points, x)
 }
@@ -145,11 +157,20 @@ fn exact_posterior_gives_log_px_from_every_single_sample() {
         for j in 0..50 {
             let w = log_w[i * 50 + j] as f64;
             // f32 arithmetic on terms of magnitude ≲ 20: 1e-3 is ~50 ulps of slack.
-            assert!((w - exact).abs() < 1e-3, "example {i}, sample {j}: {w} vs {exact}");
+            assert!(
+                (w - exact).abs() < 1e-3,
+                "example {i}, sample {j}: {w} vs {exact}"
+            );
         }
     }
-    let estimate = log_likelihood(&vae, &x, &LikelihoodConfig::new(7).with_sample_chunk(3).with_example_chunk(5))
-        .unwrap();
+    let estimate = log_likelihood(
+        &vae,
+        &x,
+        &LikelihoodConfig::new(7)
+            .with_sample_chunk(3)
+            .with_example_chunk(5),
+    )
+    .unwrap();
     for (p, e) in points.iter().zip(&estimate.per_example) {
         assert!((e - log_px(p)).abs() < 1e-3, "{e} vs {}", log_px(p));
     }
@@ -158,7 +179,13 @@ fn exact_posterior_gives_log_px_from_every_single_sample() {
 /// Mean over replicates of the per-example average of a bound, with its standard error.
 fn replicated(values: &[f32], reps: usize, n: usize) -> (f64, f64) {
     let means: Vec<f64> = (0..reps)
-        .map(|r| values[r * n..(r + 1) * n].iter().map(|&v| v as f64).sum::<f64>() / n as f64)
+        .map(|r| {
+            values[r * n..(r + 1) * n]
+                .iter()
+                .map(|&v| v as f64)
+                .sum::<f64>()
+                / n as f64
+        })
         .collect();
     let m = means.iter().sum::<f64>() / reps as f64;
     let var = means.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (reps - 1) as f64;
@@ -197,7 +224,12 @@ fn bounds_are_ordered_elbo_iwae_k_iwae_2k_log_px() {
     );
 
     let bound = |k: usize| {
-        let est = log_likelihood(&vae, &xr, &LikelihoodConfig::new(k).with_example_chunk(2000)).unwrap();
+        let est = log_likelihood(
+            &vae,
+            &xr,
+            &LikelihoodConfig::new(k).with_example_chunk(2000),
+        )
+        .unwrap();
         let values: Vec<f32> = est.per_example.iter().map(|&v| v as f32).collect();
         replicated(&values, reps, n)
     };
@@ -205,14 +237,31 @@ fn bounds_are_ordered_elbo_iwae_k_iwae_2k_log_px() {
     let (l8, l8_se) = bound(8);
     let (l16, l16_se) = bound(16);
     // L_1 is the ELBO with a Monte Carlo KL: same expectation as the analytic one.
-    assert!((l1 - elbo_exact).abs() < 4.0 * l1_se, "L_1 {l1} ± {l1_se} vs {elbo_exact}");
+    assert!(
+        (l1 - elbo_exact).abs() < 4.0 * l1_se,
+        "L_1 {l1} ± {l1_se} vs {elbo_exact}"
+    );
     // Each step up is a strict improvement for this q (the gaps are several nats, far
     // beyond 4 standard errors of the difference), and nothing exceeds log p(x)
     // beyond 4 standard errors.
-    eprintln!("ELBO {elbo_exact:.4} (est {elbo_mean:.4} ± {elbo_se:.4}), L_1 {l1:.4} ± {l1_se:.4}, L_8 {l8:.4} ± {l8_se:.4}, L_16 {l16:.4} ± {l16_se:.4}, log p(x) {log_px_mean:.4}");
+    eprintln!(
+        "ELBO {elbo_exact:.4} (est {elbo_mean:.4} ± {elbo_se:.4}), L_1 {l1:.4} ± {l1_se:.4}, L_8 {l8:.4} ± {l8_se:.4}, L_16 {l16:.4} ± {l16_se:.4}, log p(x) {log_px_mean:.4}"
+    );
     let se = |a: f64, b: f64| (a * a + b * b).sqrt();
-    assert!(l8 - elbo_exact > 4.0 * l8_se, "L_8 {l8} ± {l8_se} not above ELBO {elbo_exact}");
-    assert!(l16 - l8 > 4.0 * se(l8_se, l16_se), "L_16 {l16} not above L_8 {l8}");
-    assert!(l16 - log_px_mean < 4.0 * l16_se, "L_16 {l16} ± {l16_se} above log p(x) {log_px_mean}");
-    assert!(log_px_mean - l16 > 0.0, "with this poor q, L_16 {l16} stays below log p(x) {log_px_mean}");
+    assert!(
+        l8 - elbo_exact > 4.0 * l8_se,
+        "L_8 {l8} ± {l8_se} not above ELBO {elbo_exact}"
+    );
+    assert!(
+        l16 - l8 > 4.0 * se(l8_se, l16_se),
+        "L_16 {l16} not above L_8 {l8}"
+    );
+    assert!(
+        l16 - log_px_mean < 4.0 * l16_se,
+        "L_16 {l16} ± {l16_se} above log p(x) {log_px_mean}"
+    );
+    assert!(
+        log_px_mean - l16 > 0.0,
+        "with this poor q, L_16 {l16} stays below log p(x) {log_px_mean}"
+    );
 }

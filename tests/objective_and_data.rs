@@ -11,7 +11,10 @@ fn terms(device: &Device) -> ElboTerms {
     // Two examples, two KL groups.
     ElboTerms {
         reconstruction: Tensor::from_floats([-10.0, -14.0], device),
-        kl: vec![Tensor::from_floats([0.2, 0.4], device), Tensor::from_floats([3.0, 5.0], device)],
+        kl: vec![
+            Tensor::from_floats([0.2, 0.4], device),
+            Tensor::from_floats([3.0, 5.0], device),
+        ],
     }
 }
 
@@ -24,13 +27,22 @@ fn elbo_objective_applies_beta_free_bits_and_warmup() {
     assert!((scalar(ElboObjective::default().loss(&t, 0)) - 16.3).abs() < 1e-5);
     assert!((scalar(t.elbo().mean()) + 16.3).abs() < 1e-5);
     // β = 0.5.
-    let beta = ElboObjective { beta: 0.5, ..Default::default() };
+    let beta = ElboObjective {
+        beta: 0.5,
+        ..Default::default()
+    };
     assert!((scalar(beta.loss(&t, 0)) - (12.0 + 0.5 * 4.3)).abs() < 1e-5);
     // Free bits λ = 1: group 1's mean 0.3 is lifted to 1, group 2's 4.0 is kept.
-    let free = ElboObjective { free_bits: 1.0, ..Default::default() };
+    let free = ElboObjective {
+        free_bits: 1.0,
+        ..Default::default()
+    };
     assert!((scalar(free.loss(&t, 0)) - (12.0 + 1.0 + 4.0)).abs() < 1e-5);
     // Warm-up over 100 steps: β = 0.25 at step 25, 1 from step 100 on.
-    let warm = ElboObjective { warmup_steps: 100, ..Default::default() };
+    let warm = ElboObjective {
+        warmup_steps: 100,
+        ..Default::default()
+    };
     assert_eq!(warm.beta_at(0), 0.0);
     assert!((scalar(warm.loss(&t, 25)) - (12.0 + 0.25 * 4.3)).abs() < 1e-5);
     assert_eq!(warm.beta_at(250), 1.0);
@@ -61,24 +73,52 @@ fn dynamic_binarisation_draws_fresh_bernoulli_pixels() {
     // 4000 pixels of grey 51 (p = 0.2): the mean of the draw is within 4 standard errors
     // (sqrt(0.2·0.8/4000) = 0.0063) of 0.2, and two epochs differ.
     let device = Device::flex();
-    let images = Images { count: 10, rows: 20, cols: 20, pixels: vec![51; 4000] };
+    let images = Images {
+        count: 10,
+        rows: 20,
+        cols: 20,
+        pixels: vec![51; 4000],
+    };
     let data = ImageData::new(images.clone(), Binarization::Dynamic);
     let mut rng = StdRng::seed_from_u64(9);
     let indices: Vec<usize> = (0..10).collect();
-    let a = data.batch(&indices, &mut rng, &device).unwrap().try_into_vec_as::<f32>().unwrap();
-    let b = data.batch(&indices, &mut rng, &device).unwrap().try_into_vec_as::<f32>().unwrap();
+    let a = data
+        .batch(&indices, &mut rng, &device)
+        .unwrap()
+        .try_into_vec_as::<f32>()
+        .unwrap();
+    let b = data
+        .batch(&indices, &mut rng, &device)
+        .unwrap()
+        .try_into_vec_as::<f32>()
+        .unwrap();
     let mean = a.iter().sum::<f32>() as f64 / a.len() as f64;
-    assert!((mean - 0.2).abs() < 4.0 * (0.2f64 * 0.8 / 4000.0).sqrt(), "{mean}");
+    assert!(
+        (mean - 0.2).abs() < 4.0 * (0.2f64 * 0.8 / 4000.0).sqrt(),
+        "{mean}"
+    );
     assert!(a.iter().all(|&v| v == 0.0 || v == 1.0));
     assert_ne!(a, b, "a fresh draw per batch");
     // A fixed binarisation is the same every time and for the same seed.
     let fixed = ImageData::new(images.clone(), Binarization::Fixed { seed: 3 });
-    let c = fixed.batch(&indices, &mut rng, &device).unwrap().try_into_vec_as::<f32>().unwrap();
-    let d = fixed.batch(&indices, &mut rng, &device).unwrap().try_into_vec_as::<f32>().unwrap();
+    let c = fixed
+        .batch(&indices, &mut rng, &device)
+        .unwrap()
+        .try_into_vec_as::<f32>()
+        .unwrap();
+    let d = fixed
+        .batch(&indices, &mut rng, &device)
+        .unwrap()
+        .try_into_vec_as::<f32>()
+        .unwrap();
     assert_eq!(c, d);
     assert_eq!(c, images.binarize_fixed(3));
     // Grey mode scales to [0, 1].
     let grey = ImageData::new(images, Binarization::Grey);
-    let g = grey.batch(&[0], &mut rng, &device).unwrap().try_into_vec_as::<f32>().unwrap();
+    let g = grey
+        .batch(&[0], &mut rng, &device)
+        .unwrap()
+        .try_into_vec_as::<f32>()
+        .unwrap();
     assert!(g.iter().all(|&v| (v - 0.2).abs() < 1e-6));
 }

@@ -8,10 +8,14 @@ use elbo::objective::Objective;
 use elbo::train::{FitConfig, fit};
 
 fn mnist_slice(n: usize) -> Images {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist-10k/train-images-idx3-ubyte.gz");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/mnist-10k/train-images-idx3-ubyte.gz");
     if !path.exists() {
         // The shared data sits beside the project in CI and on the team's machines.
-        panic!("{} is missing: the smoke test needs the shared MNIST subset", path.display());
+        panic!(
+            "{} is missing: the smoke test needs the shared MNIST subset",
+            path.display()
+        );
     }
     Images::load(path).unwrap().slice(0, n).unwrap()
 }
@@ -26,13 +30,28 @@ fn a_few_hundred_steps_lower_the_negative_elbo() {
     let mut fit_config = FitConfig::new(10, 32);
     fit_config.progress = false;
     fit_config.seed = 3;
-    let (_, history) = fit(config.init(&device).unwrap(), &config, &data, &fit_config, &device).unwrap();
+    let (_, history) = fit(
+        config.init(&device).unwrap(),
+        &config,
+        &data,
+        &fit_config,
+        &device,
+    )
+    .unwrap();
     let first = history.epochs[0].neg_bound;
     let last = history.epochs.last().unwrap().neg_bound;
     // At initialisation −ELBO is ≈ 784·ln 2 ≈ 543 nats; a working loop reaches < 200 within
     // these steps. Requiring a drop of 100 nats leaves a wide margin for seeds.
-    assert!(first - last > 100.0, "−ELBO went from {first:.1} to {last:.1}");
-    assert!(history.epochs.iter().all(|e| e.neg_bound.is_finite() && e.kl >= 0.0));
+    assert!(
+        first - last > 100.0,
+        "−ELBO went from {first:.1} to {last:.1}"
+    );
+    assert!(
+        history
+            .epochs
+            .iter()
+            .all(|e| e.neg_bound.is_finite() && e.kl >= 0.0)
+    );
 }
 
 #[test]
@@ -44,8 +63,18 @@ fn the_iwae_objective_trains() {
     let mut fit_config = FitConfig::new(5, 32);
     fit_config.progress = false;
     fit_config.objective = Objective::Iwae { k: 5 };
-    let (_, history) = fit(config.init(&device).unwrap(), &config, &data, &fit_config, &device).unwrap();
+    let (_, history) = fit(
+        config.init(&device).unwrap(),
+        &config,
+        &data,
+        &fit_config,
+        &device,
+    )
+    .unwrap();
     let first = history.epochs[0].neg_bound;
     let last = history.epochs.last().unwrap().neg_bound;
-    assert!(first - last > 50.0, "−IWAE_5 went from {first:.1} to {last:.1}");
+    assert!(
+        first - last > 50.0,
+        "−IWAE_5 went from {first:.1} to {last:.1}"
+    );
 }

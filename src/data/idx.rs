@@ -66,7 +66,10 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
 /// Parses IDX bytes (already decompressed); the error is the reason, in words.
 fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     if bytes.len() < 4 {
-        return Err(format!("{} bytes is too short for an IDX header (4-byte magic)", bytes.len()));
+        return Err(format!(
+            "{} bytes is too short for an IDX header (4-byte magic)",
+            bytes.len()
+        ));
     }
     let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     if bytes[0] != 0 || bytes[1] != 0 {
@@ -83,7 +86,9 @@ fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     }
     let ndim = bytes[3] as usize;
     if ndim == 0 || ndim > 4 {
-        return Err(format!("{ndim} dimensions in the magic number; expected 1 to 4"));
+        return Err(format!(
+            "{ndim} dimensions in the magic number; expected 1 to 4"
+        ));
     }
     let header = 4 + 4 * ndim;
     if bytes.len() < header {
@@ -107,7 +112,11 @@ fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
         return Err(format!(
             "header dimensions {dims:?} need {expected} data bytes but the file has {payload} \
              ({})",
-            if payload < expected { "truncated" } else { "trailing bytes" }
+            if payload < expected {
+                "truncated"
+            } else {
+                "trailing bytes"
+            }
         ));
     }
     Ok(IdxArray {

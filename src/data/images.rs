@@ -124,7 +124,12 @@ impl Images {
 }
 
 /// `[rows, dim]` tensor from a host vector.
-pub(crate) fn flat_tensor(values: Vec<f32>, rows: usize, dim: usize, device: &Device) -> Result<Tensor<2>> {
+pub(crate) fn flat_tensor(
+    values: Vec<f32>,
+    rows: usize,
+    dim: usize,
+    device: &Device,
+) -> Result<Tensor<2>> {
     if values.len() != rows * dim {
         return Err(Error::shape(
             "images to tensor",
@@ -132,7 +137,10 @@ pub(crate) fn flat_tensor(values: Vec<f32>, rows: usize, dim: usize, device: &De
             values.len(),
         ));
     }
-    Ok(Tensor::from_data(TensorData::new(values, [rows, dim]), device))
+    Ok(Tensor::from_data(
+        TensorData::new(values, [rows, dim]),
+        device,
+    ))
 }
 
 fn binarize(pixels: &[u8], rng: &mut StdRng) -> Vec<f32> {

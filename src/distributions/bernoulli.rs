@@ -11,12 +11,14 @@ use crate::traits::{Batch, Distribution};
 /// # Density
 ///
 /// ```text
-/// log p(x) = Σ_i [ x_i·l_i − softplus(l_i) ] = Σ_i [ x_i·l_i + ln sigmoid(−l_i) ]
+/// log p(x) = Σ_i [ x_i·l_i − softplus(l_i) ],   softplus(l) = max(l, 0) + ln(1 + e^{−|l|})
 /// ```
 ///
-/// `ln sigmoid` is burn's fused, stable `log_sigmoid` (`−ln(1 + e^{−y})` for `y ≥ 0`,
-/// `y − ln(1 + e^{y})` otherwise), so the result stays finite and exact for logits of any
-/// magnitude (it is PyTorch's `binary_cross_entropy_with_logits`, negated).
+/// This form never computes `ln sigmoid(l)` directly, so it stays finite for logits of any
+/// magnitude (it is PyTorch's `binary_cross_entropy_with_logits`, negated). The last term
+/// uses `ln` rather than `ln_1p`: for `|l| > 16` it is below 1.2e-7 either way, so the
+/// absolute error per element stays under 2e-7 nats, and `ln` is several times faster
+/// on the CPU backend (this sum dominates importance-sampled evaluation).
 /// It is also defined for `x` in `[0, 1]` (the continuous relaxation used with grey levels).
 ///
 /// # Example
@@ -64,7 +66,9 @@ impl<const D: usize> Distribution for Bernoulli<D> {
 
     fn log_prob(&self, value: &Tensor<D>) -> Tensor<1> {
         let l = self.logits.clone();
-        sum_event_dims(value.clone() * l.clone() + activation::log_sigmoid(l.neg()))
+        // softplus(l) = max(l, 0) + ln(1 + e^{−|l|})
+        let softplus = l.clone().clamp_min(0.0) + l.clone().abs().neg().exp().add_scalar(1.0).log();
+        sum_event_dims(value.clone() * l - softplus)
     }
 
     fn sample(&self) -> Tensor<D> {

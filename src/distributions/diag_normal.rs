@@ -104,7 +104,12 @@ impl<const D: usize> DiagNormal<D> {
     /// H = ½ Σ_i (1 + ln 2π + log_var_i)
     /// ```
     pub fn entropy(&self) -> Tensor<1> {
-        sum_event_dims(self.log_var.clone().add_scalar(1.0 + LN_2PI).mul_scalar(0.5))
+        sum_event_dims(
+            self.log_var
+                .clone()
+                .add_scalar(1.0 + LN_2PI)
+                .mul_scalar(0.5),
+        )
     }
 }
 
@@ -114,7 +119,11 @@ impl<const D: usize> Distribution for DiagNormal<D> {
     fn log_prob(&self, value: &Tensor<D>) -> Tensor<1> {
         let diff = value.clone() - self.mean.clone();
         let scaled = diff.powi_scalar(2) * self.log_var.clone().neg().exp();
-        sum_event_dims((scaled + self.log_var.clone()).add_scalar(LN_2PI).mul_scalar(-0.5))
+        sum_event_dims(
+            (scaled + self.log_var.clone())
+                .add_scalar(LN_2PI)
+                .mul_scalar(-0.5),
+        )
     }
 
     fn sample(&self) -> Tensor<D> {
@@ -155,8 +164,8 @@ impl<const D: usize> Posterior for DiagNormal<D> {
 /// (Kingma & Welling 2014, appendix B.)
 impl<const D: usize> KlDivergence<StdNormal> for DiagNormal<D> {
     fn kl(&self, _prior: &StdNormal) -> Tensor<1> {
-        let terms = self.mean.clone().powi_scalar(2) + self.log_var.clone().exp()
-            - self.log_var.clone();
+        let terms =
+            self.mean.clone().powi_scalar(2) + self.log_var.clone().exp() - self.log_var.clone();
         sum_event_dims(terms.sub_scalar(1.0).mul_scalar(0.5))
     }
 }

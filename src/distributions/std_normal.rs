@@ -61,6 +61,10 @@ impl Prior for StdNormal {
     }
 
     fn sample(&self, n: usize, device: &Device) -> Tensor<2> {
-        Tensor::random([n, self.latent_dim], TensorDistribution::Normal(0.0, 1.0), device)
+        Tensor::random(
+            [n, self.latent_dim],
+            TensorDistribution::Normal(0.0, 1.0),
+            device,
+        )
     }
 }

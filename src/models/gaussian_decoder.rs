@@ -4,7 +4,6 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
-
 use crate::distributions::DiagNormal;
 use crate::error::ensure_positive;
 use crate::nn::{Activation, Mlp, MlpConfig};
@@ -37,7 +36,9 @@ impl GaussianMlpDecoderConfig {
     pub fn validate(&self) -> crate::Result<()> {
         MlpConfig::new(self.sizes.clone()).validate()?;
         match self.variance {
-            DecoderVariance::Fixed(v) | DecoderVariance::Learned(v) => ensure_positive("variance", v),
+            DecoderVariance::Fixed(v) | DecoderVariance::Learned(v) => {
+                ensure_positive("variance", v)
+            }
         }
     }
 

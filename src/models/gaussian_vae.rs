@@ -6,11 +6,11 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use super::Vae;
+use crate::Error;
 use crate::distributions::{Bernoulli, DiagNormal, StdNormal};
 use crate::error::ensure_nonzero;
 use crate::nn::{Activation, Mlp, MlpConfig};
 use crate::traits::{Decoder, Encoder};
-use crate::Error;
 
 /// The Gaussian VAE on flat binary data.
 pub type GaussianVae = Vae<GaussianMlpEncoder, BernoulliMlpDecoder, StdNormal>;

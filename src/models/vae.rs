@@ -5,7 +5,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use crate::objective::ElboTerms;
-use crate::traits::{Batch, Decoder, Distribution, Encoder, KlDivergence, LatentVariableModel, Posterior, Prior};
+use crate::traits::{
+    Batch, Decoder, Distribution, Encoder, KlDivergence, LatentVariableModel, Posterior, Prior,
+};
 use crate::{Error, Result};
 
 /// A variational autoencoder: encoder `q(z | x)`, decoder `p(x | z)` and prior `p(z)`.
@@ -111,7 +113,11 @@ where
     /// encoder; [`Error::InvalidConfig`] if `steps < 2`.
     pub fn interpolate(&self, a: &E::Input, b: &E::Input, steps: usize) -> Result<E::Input> {
         if steps < 2 {
-            return Err(Error::config("steps", steps, "at least 2 (both end points)"));
+            return Err(Error::config(
+                "steps",
+                steps,
+                "at least 2 (both end points)",
+            ));
         }
         for (name, x) in [("a", a), ("b", b)] {
             if x.batch_size() != 1 {

@@ -5,7 +5,6 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation};
 
-
 use crate::error::ensure_nonzero;
 
 /// The non-linearity between hidden layers.

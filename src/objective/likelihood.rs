@@ -22,12 +22,16 @@ pub struct LikelihoodConfig {
 }
 
 impl LikelihoodConfig {
-    /// `K` samples with chunks of 50 examples × 200 samples (10,000 draws per pass).
+    /// `K` samples with chunks of 25 examples × 40 samples (1,000 draws per pass).
+    ///
+    /// On the CPU a pass this size keeps the decoder's output in cache: on the 784-400-20
+    /// VAE it evaluates 1.7× faster than 10,000 draws per pass (see `docs/results.md`).
+    /// On a GPU, raise both chunks until memory or throughput stops improving.
     pub fn new(k: usize) -> Self {
         Self {
             k,
-            example_chunk: 50,
-            sample_chunk: 200,
+            example_chunk: 25,
+            sample_chunk: 40,
         }
     }
 
@@ -104,11 +108,10 @@ impl Estimate {
 }
 
 fn to_f64(t: Tensor<1>) -> Result<Vec<f64>> {
-    t.try_into_vec_as::<f64>()
-        .map_err(|e| Error::NonFinite {
-            context: "reading an estimate back from the device".into(),
-            hint: format!("{e:?}"),
-        })
+    t.try_into_vec_as::<f64>().map_err(|e| Error::NonFinite {
+        context: "reading an estimate back from the device".into(),
+        hint: format!("{e:?}"),
+    })
 }
 
 fn check_batch<I: Batch>(x: &I) -> Result<usize> {
