@@ -1,0 +1,277 @@
+//! BN-VAE: batch-normalising the posterior mean keeps the KL term from vanishing.
+//!
+//! Zhu et al., ACL 2020, "A Batch Normalized Inference Network Keeps the KL Vanishing
+//! Away"; the learned-split variant after Su Jianlin (2020).
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::tensor::{Device, Tensor, activation};
+
+use super::gaussian_vae::check_flat_input;
+use super::{BernoulliMlpDecoder, Vae};
+use crate::Error;
+use crate::distributions::{DiagNormal, StdNormal};
+use crate::error::ensure_nonzero;
+use crate::nn::{Activation, Mlp, MlpConfig};
+use crate::traits::Encoder;
+
+/// A VAE whose encoder batch-normalises the posterior parameters.
+pub type BnVae = Vae<BnGaussianEncoder, BernoulliMlpDecoder, StdNormal>;
+
+/// Smallest `σ²` the learned-split head emits (keeps `log σ²` finite when the normalised
+/// standard deviation passes through 0).
+const MIN_VARIANCE: f64 = 1e-6;
+
+/// How the batch-normalised posterior parameters are scaled.
+#[derive(Config, Debug, Copy, PartialEq)]
+pub enum BnScale {
+    /// Zhu et al.: `μ = γ · BN(μ̃) + β` with a fixed `γ > 0` and a learned shift `β`;
+    /// `log σ²` comes from the network unchanged.
+    ///
+    /// # Formula
+    /// ```text
+    /// E_batch[KL] = ½ Σ_d (E[μ_d²] + E[σ_d²] − E[log σ_d²] − 1) ≥ ½ Σ_d E[μ_d²] ≥ n γ² / 2
+    /// ```
+    /// since `σ² − log σ² − 1 ≥ 0` and BN gives `E[μ_d²] = γ² + β_d² ≥ γ²`.
+    Fixed(f64),
+    /// Su (2020): `μ = γ_μ · BN(μ̃)`, `σ = γ_σ · BN(σ̃)` (no shifts), with a learned `θ` per
+    /// dimension and a fixed `τ ∈ (0, 1)`:
+    ///
+    /// # Formula
+    /// ```text
+    /// γ_μ = √(τ + (1 − τ)·sigmoid(θ)),   γ_σ = √((1 − τ)·sigmoid(−θ)),   γ_μ² + γ_σ² = 1
+    /// E_batch[KL] ≥ ½ Σ_d (γ_μ² + γ_σ² − log E[σ_d²] − 1) = −½ Σ_d log γ_σ,d² ≥ −(n/2) log(1 − τ)
+    /// ```
+    /// (Jensen on `−log`). The aggregated posterior then has unit variance per dimension,
+    /// matching the prior, and `γ_μ² ≥ τ` bounds the mean's share from below.
+    LearnedSplit(f64),
+}
+
+/// Configuration of a [`BnVae`]: the Gaussian VAE's MLPs with a batch-normalised head.
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use elbo::LatentVariableModel;
+/// use elbo::models::{BnScale, BnVaeConfig};
+///
+/// let device = Device::flex().autodiff(); // batch statistics in training mode
+/// let vae = BnVaeConfig::new(6, 2).with_hidden(vec![8]).with_scale(BnScale::Fixed(0.6)).init(&device)?;
+/// let terms = vae.elbo(&Tensor::<2>::ones([4, 6], &device))?;
+/// assert!((vae.encoder.kl_floor() - 2.0 * 0.36 / 2.0).abs() < 1e-12);
+/// # Ok::<(), elbo::Error>(())
+/// ```
+#[derive(Config, Debug)]
+pub struct BnVaeConfig {
+    /// Data dimension.
+    pub input_dim: usize,
+    /// Latent dimension `n`.
+    pub latent_dim: usize,
+    /// Hidden widths of the encoder; the decoder uses them in reverse.
+    #[config(default = "vec![400]")]
+    pub hidden: Vec<usize>,
+    /// Activation between layers.
+    #[config(default = "Activation::Relu")]
+    pub activation: Activation,
+    /// The scaling of the normalised parameters.
+    #[config(default = "BnScale::Fixed(0.5)")]
+    pub scale: BnScale,
+    /// Momentum of BN's running statistics (used in inference mode).
+    #[config(default = 0.1)]
+    pub momentum: f64,
+    /// BN's `ε` added to the batch variance.
+    #[config(default = 1e-5)]
+    pub epsilon: f64,
+}
+
+impl BnVaeConfig {
+    /// Checks sizes, `γ > 0`, `τ ∈ (0, 1)`, `momentum ∈ [0, 1]` and `ε > 0` (NaN-proof).
+    pub fn validate(&self) -> crate::Result<()> {
+        ensure_nonzero("input_dim", self.input_dim)?;
+        ensure_nonzero("latent_dim", self.latent_dim)?;
+        for &h in &self.hidden {
+            ensure_nonzero("hidden", h)?;
+        }
+        match self.scale {
+            BnScale::Fixed(gamma) => crate::error::ensure_positive("gamma", gamma)?,
+            BnScale::LearnedSplit(tau) => {
+                if !(tau > 0.0 && tau < 1.0) {
+                    return Err(Error::config(
+                        "tau",
+                        tau,
+                        "a number strictly between 0 and 1",
+                    ));
+                }
+            }
+        }
+        if !(0.0..=1.0).contains(&self.momentum) {
+            return Err(Error::config(
+                "momentum",
+                self.momentum,
+                "a number in [0, 1]",
+            ));
+        }
+        crate::error::ensure_positive("epsilon", self.epsilon)
+    }
+
+    /// Builds the model.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] as [`validate`](Self::validate).
+    pub fn init(&self, device: &Device) -> crate::Result<BnVae> {
+        self.validate()?;
+        let n = self.latent_dim;
+        let mut enc_sizes = vec![self.input_dim];
+        enc_sizes.extend(&self.hidden);
+        enc_sizes.push(2 * n);
+        let mut dec_sizes = vec![n];
+        dec_sizes.extend(self.hidden.iter().rev());
+        dec_sizes.push(self.input_dim);
+        let norm = || {
+            let mut bn = BatchNormConfig::new(n)
+                .with_momentum(self.momentum)
+                .with_epsilon(self.epsilon)
+                .init(device);
+            // Pure normalisation: BN's own affine parameters stay at (1, 0), untrained.
+            bn.gamma = Param::from_tensor(Tensor::ones([n], device)).set_require_grad(false);
+            bn.beta = Param::from_tensor(Tensor::zeros([n], device)).set_require_grad(false);
+            bn
+        };
+        let learned = |value: f64| Param::from_tensor(Tensor::full([n], value, device));
+        let encoder = match self.scale {
+            BnScale::Fixed(gamma) => BnGaussianEncoder {
+                mlp: MlpConfig::new(enc_sizes)
+                    .with_activation(self.activation)
+                    .init(device)?,
+                mean_norm: norm(),
+                std_norm: None,
+                shift: Some(learned(0.0)),
+                theta: None,
+                latent_dim: n,
+                gamma,
+                tau: 0.0,
+            },
+            BnScale::LearnedSplit(tau) => BnGaussianEncoder {
+                mlp: MlpConfig::new(enc_sizes)
+                    .with_activation(self.activation)
+                    .init(device)?,
+                mean_norm: norm(),
+                std_norm: Some(norm()),
+                shift: None,
+                theta: Some(learned(0.0)),
+                latent_dim: n,
+                gamma: 0.0,
+                tau,
+            },
+        };
+        let decoder = BernoulliMlpDecoder {
+            mlp: MlpConfig::new(dec_sizes)
+                .with_activation(self.activation)
+                .init(device)?,
+        };
+        Ok(Vae::new(encoder, decoder, StdNormal::new(n)?))
+    }
+}
+
+/// The BN-VAE inference network: an MLP giving `(μ̃, s̃)` per latent dimension, then the
+/// batch-normalised head of [`BnScale`]. In training mode (autodiff device, module not
+/// `valid()`), BN uses the batch's statistics and updates running ones; in inference mode
+/// it uses the running statistics, as burn's `BatchNorm` does.
+#[derive(Module, Debug)]
+pub struct BnGaussianEncoder {
+    /// Maps `[batch, d_in]` to `[batch, 2n]`: the raw mean, then the raw log-variance
+    /// (fixed γ) or raw standard deviation (learned split).
+    pub mlp: Mlp,
+    /// Normalises the raw mean (affine parameters frozen at 1 and 0).
+    pub mean_norm: BatchNorm,
+    /// Normalises the raw standard deviation (learned split only).
+    pub std_norm: Option<BatchNorm>,
+    /// Learned shift `β` of the mean (fixed γ only).
+    pub shift: Option<Param<Tensor<1>>>,
+    /// Learned `θ` per dimension (learned split only).
+    pub theta: Option<Param<Tensor<1>>>,
+    /// Latent dimension `n`.
+    pub latent_dim: usize,
+    /// The fixed `γ` (fixed variant).
+    pub gamma: f64,
+    /// The fixed `τ` (learned split).
+    pub tau: f64,
+}
+
+impl BnGaussianEncoder {
+    /// The scales `(γ_μ, γ_σ)` per dimension, each `[n]`. For the fixed variant `γ_σ` is
+    /// meaningless and returned as zeros.
+    pub fn scales(&self) -> (Tensor<1>, Tensor<1>) {
+        match &self.theta {
+            Some(theta) => {
+                let t = theta.val();
+                let mu = activation::sigmoid(t.clone())
+                    .mul_scalar(1.0 - self.tau)
+                    .add_scalar(self.tau)
+                    .sqrt();
+                let sigma = activation::sigmoid(t.neg())
+                    .mul_scalar(1.0 - self.tau)
+                    .sqrt();
+                (mu, sigma)
+            }
+            None => {
+                let device = self.mean_norm.running_mean.value().device();
+                (
+                    Tensor::full([self.latent_dim], self.gamma, &device),
+                    Tensor::zeros([self.latent_dim], &device),
+                )
+            }
+        }
+    }
+
+    /// The analytic floor of the batch-mean KL in training mode, in nats, for the current
+    /// scales: `n γ² / 2` (fixed) or `−½ Σ_d log γ_σ,d²` (learned split). See [`BnScale`].
+    /// BN's `ε` makes the batch variance `v / (v + ε)` rather than 1, so the realised KL can
+    /// sit below the floor by a relative `ε / v`.
+    pub fn kl_floor(&self) -> f64 {
+        match &self.theta {
+            None => self.latent_dim as f64 * self.gamma * self.gamma / 2.0,
+            Some(_) => {
+                let (_, gamma_sigma) = self.scales();
+                let g: Vec<f32> = gamma_sigma
+                    .detach()
+                    .try_into_vec_as::<f32>()
+                    .unwrap_or_default();
+                g.iter().map(|&s| -0.5 * (s as f64 * s as f64).ln()).sum()
+            }
+        }
+    }
+}
+
+impl Encoder for BnGaussianEncoder {
+    type Input = Tensor<2>;
+    type Posterior = DiagNormal<2>;
+
+    fn encode(&self, x: &Tensor<2>) -> DiagNormal<2> {
+        let h = self.mlp.forward(x.clone());
+        let mut halves = h.split(self.latent_dim, 1).into_iter();
+        let (mean_raw, second) = (halves.next().unwrap(), halves.next().unwrap());
+        let n = self.latent_dim;
+        let normalised_mean = self.mean_norm.forward(mean_raw);
+        match (&self.std_norm, &self.shift) {
+            (Some(std_norm), _) => {
+                let (gamma_mu, gamma_sigma) = self.scales();
+                let mean = normalised_mean * gamma_mu.reshape([1, n]);
+                let sigma = std_norm.forward(second) * gamma_sigma.reshape([1, n]);
+                let log_var = sigma.powi_scalar(2).add_scalar(MIN_VARIANCE).log();
+                DiagNormal::new(mean, log_var).expect("halves share a shape")
+            }
+            (None, shift) => {
+                let mut mean = normalised_mean.mul_scalar(self.gamma);
+                if let Some(beta) = shift {
+                    mean = mean + beta.val().reshape([1, n]);
+                }
+                DiagNormal::new(mean, second).expect("halves share a shape")
+            }
+        }
+    }
+
+    fn check_input(&self, x: &Tensor<2>) -> crate::Result<()> {
+        check_flat_input("BnGaussianEncoder input", x, self.mlp.d_input())
+    }
+}
