@@ -6,10 +6,14 @@
 mod bernoulli;
 mod diag_normal;
 mod std_normal;
+mod uniform_sphere;
+mod von_mises_fisher;
 
 pub use bernoulli::Bernoulli;
 pub use diag_normal::DiagNormal;
 pub use std_normal::StdNormal;
+pub use uniform_sphere::UniformSphere;
+pub use von_mises_fisher::{VonMisesFisher, vmf_log_normalizer};
 
 use burn::tensor::Tensor;
 
