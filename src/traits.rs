@@ -4,7 +4,7 @@
 //! Every per-example quantity has shape `[batch]`; a batch of distributions describes one
 //! example per row.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 
 use crate::Result;
 use crate::objective::ElboTerms;
@@ -21,6 +21,10 @@ pub trait Batch: Clone {
     fn repeat_rows(&self, k: usize) -> Self;
     /// Rows `start..start + len`.
     fn narrow_rows(&self, start: usize, len: usize) -> Self;
+    /// The rows at `indices` (repeats allowed), in that order.
+    fn select_rows(&self, indices: Tensor<1, Int>) -> Self;
+    /// The device the batch lives on.
+    fn device(&self) -> Device;
 }
 
 impl<const D: usize> Batch for Tensor<D> {
@@ -38,6 +42,14 @@ impl<const D: usize> Batch for Tensor<D> {
 
     fn narrow_rows(&self, start: usize, len: usize) -> Self {
         self.clone().narrow(0, start, len)
+    }
+
+    fn select_rows(&self, indices: Tensor<1, Int>) -> Self {
+        self.clone().select(0, indices)
+    }
+
+    fn device(&self) -> Device {
+        Tensor::device(self)
     }
 }
 

@@ -163,10 +163,18 @@ impl<const D: usize> Posterior for DiagNormal<D> {
 /// ```
 /// (Kingma & Welling 2014, appendix B.)
 impl<const D: usize> KlDivergence<StdNormal> for DiagNormal<D> {
-    fn kl(&self, _prior: &StdNormal) -> Tensor<1> {
+    fn kl(&self, prior: &StdNormal) -> Tensor<1> {
+        sum_event_dims(self.kl_per_dim(prior))
+    }
+}
+
+impl<const D: usize> DiagNormal<D> {
+    /// `KL(N(μ_i, σ_i²) ‖ N(0, 1))` for every latent dimension `i` (the diagnostic "KL per
+    /// dimension"), same shape as the mean; it sums to [`KlDivergence::kl`].
+    pub fn kl_per_dim(&self, _prior: &StdNormal) -> Tensor<D> {
         let terms =
             self.mean.clone().powi_scalar(2) + self.log_var.clone().exp() - self.log_var.clone();
-        sum_event_dims(terms.sub_scalar(1.0).mul_scalar(0.5))
+        terms.sub_scalar(1.0).mul_scalar(0.5)
     }
 }
 

@@ -3,11 +3,14 @@
 //! - [`elbo`](self::ElboTerms): per-example ELBO terms, and the training objectives built
 //!   from them (β weight, free bits, linear KL warm-up, the k-sample IWAE bound);
 //! - [`log_likelihood`]: importance-sampled `log p(x)` with its standard error,
-//!   [`iwae_bound`], [`elbo_estimate`], and the conversion to bits per dimension.
+//!   [`iwae_bound`], [`elbo_estimate`], and the conversion to bits per dimension;
+//! - diagnostics: [`active_units`], [`mutual_information`], [`kl_per_group`].
 
+mod diagnostics;
 mod elbo;
 mod likelihood;
 
+pub use diagnostics::{ActiveUnits, active_units, kl_per_group, mutual_information};
 pub use elbo::{ElboObjective, ElboTerms, Objective};
 pub use likelihood::{
     Estimate, LikelihoodConfig, bits_per_dim, elbo_estimate, iwae_bound, log_likelihood,
