@@ -5,12 +5,14 @@
 
 mod bernoulli;
 mod diag_normal;
+mod power_spherical;
 mod std_normal;
 mod uniform_sphere;
 mod von_mises_fisher;
 
 pub use bernoulli::Bernoulli;
 pub use diag_normal::DiagNormal;
+pub use power_spherical::PowerSpherical;
 pub use std_normal::StdNormal;
 pub use uniform_sphere::UniformSphere;
 pub use von_mises_fisher::{VonMisesFisher, vmf_log_normalizer};

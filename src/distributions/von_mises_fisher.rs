@@ -58,7 +58,7 @@ pub struct VonMisesFisher {
     kappa: Tensor<1>,
 }
 
-fn host(t: &Tensor<1>) -> Vec<f64> {
+pub(crate) fn host(t: &Tensor<1>) -> Vec<f64> {
     t.clone()
         .detach()
         .try_into_vec_as::<f32>()
@@ -68,7 +68,7 @@ fn host(t: &Tensor<1>) -> Vec<f64> {
 
 /// `value + grad · (x − stop_grad(x))`: the value of a host function of `x` with its first
 /// derivative attached.
-fn attach(value: &[f64], grad: &[f64], x: &Tensor<1>) -> Tensor<1> {
+pub(crate) fn attach(value: &[f64], grad: &[f64], x: &Tensor<1>) -> Tensor<1> {
     let device = x.device();
     let n = value.len();
     let v: Vec<f32> = value.iter().map(|&v| v as f32).collect();

@@ -1,10 +1,12 @@
 //! Numerical building blocks that burn does not provide.
 
 mod bessel;
+mod digamma;
 mod lgamma;
 mod log_sum_exp;
 
 pub use bessel::{bessel_ratio, log_bessel_i, log_bessel_i_derivative};
+pub use digamma::{digamma, trigamma};
 pub use lgamma::lgamma;
 pub use log_sum_exp::{log_mean_exp, log_mean_exp_f64, log_sum_exp, log_sum_exp_f64};
 
