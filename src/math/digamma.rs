@@ -14,7 +14,7 @@
 /// assert!((elbo::math::digamma(1.0) + 0.577_215_664_901_532_9).abs() < 1e-13);
 /// ```
 pub fn digamma(x: f64) -> f64 {
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return f64::NAN;
     }
     let mut x = x;
@@ -38,7 +38,7 @@ pub fn digamma(x: f64) -> f64 {
 /// ```
 /// (Abramowitz & Stegun 6.4.6 and 6.4.12.)
 pub fn trigamma(x: f64) -> f64 {
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return f64::NAN;
     }
     let mut x = x;
