@@ -9,7 +9,7 @@ use std::path::Path;
 
 use burn::tensor::Tensor;
 
-use crate::train::write_atomic;
+use crate::atomic_write::write_atomic;
 use crate::{Error, Result};
 
 const PAD: usize = 2;

@@ -62,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+mod atomic_write;
 pub mod data;
 pub mod distributions;
 mod error;

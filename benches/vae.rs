@@ -1,0 +1,163 @@
+//! What users wait for with the 784-400-20 VAE family: a training step at batch 128 for
+//! each posterior head (Gaussian, BN-VAE fixed γ and learned split, vMF fixed and learned
+//! κ), importance-sampled evaluation at K = 1000 (test images/s), and one posterior draw
+//! per family at batch 128 × 20 (the cost of vMF's rejection sampler).
+//!
+//! ```text
+//! cargo bench --bench vae                                   # flex (CPU)
+//! ELBO_BENCH_DEVICE=wgpu cargo bench --features wgpu --bench vae
+//! ```
+//! Reads `../shared/data/mnist-10k` (or `$ELBO_MNIST_DIR`). Every timed closure ends on a
+//! device sync (`into_scalar`) so that asynchronous backends are timed honestly.
+
+use std::path::PathBuf;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Distribution as TensorDistribution, Tensor};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use elbo::data::{Binarization, ImageData, Images, TrainData};
+use elbo::distributions::{DiagNormal, PowerSpherical, VonMisesFisher};
+use elbo::models::{BnScale, BnVaeConfig, GaussianVaeConfig, VmfKappa, VmfVaeConfig};
+use elbo::objective::{ElboObjective, LikelihoodConfig, log_likelihood};
+use elbo::{Distribution, LatentVariableModel};
+use rand::SeedableRng;
+
+fn device() -> Device {
+    match std::env::var("ELBO_BENCH_DEVICE").as_deref() {
+        #[cfg(feature = "wgpu")]
+        Ok("wgpu") => Device::wgpu(Default::default()),
+        Ok("flex") | Err(_) => Device::flex(),
+        Ok(other) => panic!("ELBO_BENCH_DEVICE={other}: use flex or wgpu (with --features wgpu)"),
+    }
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("ELBO_MNIST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist-10k")
+        })
+}
+
+fn train_batches(device: &Device) -> Vec<Tensor<2>> {
+    let images = Images::load(data_dir().join("train-images-idx3-ubyte.gz")).expect("MNIST data");
+    let data = ImageData::new(images, Binarization::Dynamic);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(123);
+    (0..16)
+        .map(|i| {
+            let idx: Vec<usize> = (0..128).map(|j| (i * 997 + j * 31) % data.len()).collect();
+            data.batch(&idx, &mut rng, device).unwrap()
+        })
+        .collect()
+}
+
+/// Times forward, backward and an Adam step of `model` on rotating batches.
+fn bench_train_step<M>(c: &mut Criterion, name: &str, model: M, batches: &[Tensor<2>])
+where
+    M: Module + LatentVariableModel<Input = Tensor<2>>,
+{
+    let mut model = Some(model);
+    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let objective = ElboObjective::default();
+    let mut i = 0;
+    c.bench_function(&format!("train_step/batch128/{name}"), |b| {
+        b.iter(|| {
+            let m = model.take().unwrap();
+            let x = &batches[i % batches.len()];
+            i += 1;
+            let loss = objective.loss(&m.elbo(x).unwrap(), 0);
+            let grads = GradientsParams::from_grads(loss.backward(), &m);
+            let m = optimizer.step(1e-3, m, grads);
+            // Sync on the loss of the step just taken.
+            let _: f32 = loss.into_scalar();
+            model = Some(m);
+        })
+    });
+}
+
+fn train_steps(c: &mut Criterion) {
+    let train = device().autodiff();
+    let batches = train_batches(&train);
+    let g = GaussianVaeConfig::mnist_mlp();
+    bench_train_step(c, "gaussian", g.init(&train).unwrap(), &batches);
+    let bn = BnVaeConfig::new(784, 20);
+    bench_train_step(
+        c,
+        "bn_fixed_gamma",
+        bn.clone()
+            .with_scale(BnScale::Fixed(0.5))
+            .init(&train)
+            .unwrap(),
+        &batches,
+    );
+    bench_train_step(
+        c,
+        "bn_learned_split",
+        bn.with_scale(BnScale::LearnedSplit(0.5))
+            .init(&train)
+            .unwrap(),
+        &batches,
+    );
+    let vmf = VmfVaeConfig::new(784, 20);
+    bench_train_step(
+        c,
+        "vmf_fixed_kappa",
+        vmf.clone()
+            .with_kappa(VmfKappa::Fixed(20.0))
+            .init(&train)
+            .unwrap(),
+        &batches,
+    );
+    bench_train_step(
+        c,
+        "vmf_learned_kappa",
+        vmf.with_kappa(VmfKappa::Learned).init(&train).unwrap(),
+        &batches,
+    );
+}
+
+fn importance_sampling(c: &mut Criterion) {
+    let device = device();
+    let test = Images::load(data_dir().join("t10k-images-binarized-seed1234-idx3-ubyte.gz"))
+        .expect("MNIST data");
+    let n = 50;
+    let x = test.slice(0, n).unwrap();
+    let x = x.to_tensor(x.binary().unwrap(), &device).unwrap();
+    let model = GaussianVaeConfig::mnist_mlp()
+        .init(&device)
+        .unwrap()
+        .valid();
+    let config = LikelihoodConfig::new(1000);
+    let mut group = c.benchmark_group("log_likelihood_K1000/gaussian");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function("images", |b| {
+        b.iter(|| log_likelihood(&model, &x, &config).unwrap().mean)
+    });
+    group.finish();
+}
+
+fn posterior_samples(c: &mut Criterion) {
+    let device = device();
+    let (n, d) = (128, 20);
+    let raw = Tensor::<2>::random([n, d], TensorDistribution::Normal(0.0, 1.0), &device);
+    let unit = raw.clone() / raw.clone().powi_scalar(2).sum_dim(1).sqrt();
+    let kappa = Tensor::<1>::full([n], 20.0, &device);
+    let gaussian = DiagNormal::new(raw.clone(), raw.zeros_like()).unwrap();
+    let vmf = VonMisesFisher::new(unit.clone(), kappa.clone()).unwrap();
+    let ps = PowerSpherical::new(unit, kappa).unwrap();
+    let sync = |z: Tensor<2>| -> f32 { z.sum().into_scalar() };
+    c.bench_function("posterior_sample/128x20/diag_normal", |b| {
+        b.iter(|| sync(gaussian.sample()))
+    });
+    c.bench_function("posterior_sample/128x20/von_mises_fisher", |b| {
+        b.iter(|| sync(vmf.sample()))
+    });
+    c.bench_function("posterior_sample/128x20/power_spherical", |b| {
+        b.iter(|| sync(ps.sample()))
+    });
+}
+
+criterion_group!(benches, train_steps, importance_sampling, posterior_samples);
+criterion_main!(benches);
