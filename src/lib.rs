@@ -77,7 +77,8 @@ mod traits;
 
 pub use error::{Error, Result};
 pub use traits::{
-    Batch, Decoder, Distribution, Encoder, KlDivergence, LatentVariableModel, Posterior, Prior,
+    Batch, Decoder, Distribution, Encoder, KlDivergence, LatentVariableModel, Posterior,
+    PosteriorHead, Prior,
 };
 
 /// The types most programs import.

@@ -113,6 +113,21 @@ pub trait Encoder {
     fn check_input(&self, x: &Self::Input) -> Result<()>;
 }
 
+/// The last layer of an encoder: maps features `[batch, d_input]` to a posterior.
+///
+/// Encoders are a trunk (an MLP, a recurrent network, ...) followed by a head, so every
+/// head (Gaussian, batch-normalised Gaussian, vMF, ...) works with every trunk.
+pub trait PosteriorHead {
+    /// The posterior family it outputs.
+    type Posterior: Posterior;
+
+    /// The width of the features it reads.
+    fn d_input(&self) -> usize;
+
+    /// `q(z | x)` from the trunk's features of each row of `x`.
+    fn posterior(&self, features: Tensor<2>) -> Self::Posterior;
+}
+
 /// The generative network: maps a batch of latents to a likelihood `p(x | z)`.
 pub trait Decoder {
     /// A batch of latents.

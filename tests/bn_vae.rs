@@ -19,15 +19,12 @@ fn mnist(n: usize) -> ImageData {
     ImageData::new(images, Binarization::Dynamic)
 }
 
-/// Per-dimension ratio `v / (v + ε)` of BN's output variance for the raw columns
-/// `offset..offset + n` of the encoder MLP (v = biased batch variance, as BN uses).
-fn bn_ratio(vae: &BnVae, x: &Tensor<2>, offset: usize, n: usize) -> Vec<f64> {
-    let raw = vae
-        .encoder
-        .mlp
-        .forward(x.clone())
-        .detach()
-        .narrow(1, offset, n);
+/// Per-dimension ratio `v / (v + ε)` of BN's output variance for the raw mean (`second =
+/// false`) or the raw standard deviation (`second = true`), v = biased batch variance as
+/// BN uses.
+fn bn_ratio(vae: &BnVae, x: &Tensor<2>, second: bool, n: usize) -> Vec<f64> {
+    let (mean, other) = vae.encoder.head.raw(vae.encoder.features(x));
+    let raw = if second { other } else { mean }.detach();
     let v = raw
         .var_bias(0)
         .reshape([n])
@@ -67,15 +64,15 @@ fn check_floor_over_training(scale: BnScale, steps: usize) -> f64 {
                 break;
             }
             let x = data.batch(&idx, &mut rng, &device).unwrap();
-            let (gamma_mu, gamma_sigma) = vae.encoder.scales();
+            let (gamma_mu, gamma_sigma) = vae.encoder.head.scales();
             let (gamma_mu, gamma_sigma) = (to_vec(gamma_mu), to_vec(gamma_sigma));
-            let r_mu = bn_ratio(&vae, &x, 0, n);
+            let r_mu = bn_ratio(&vae, &x, false, n);
             let floor: f64 = match scale {
                 // ½ Σ_d γ² r_d: the mean's second moment alone (β² and the σ terms are ≥ 0).
                 BnScale::Fixed(g) => r_mu.iter().map(|r| 0.5 * g * g * r).sum(),
                 // ½ Σ_d (γ_μ² r_μ + m − log m − 1), m = γ_σ² r_σ + δ (Jensen on −log).
                 BnScale::LearnedSplit(_) => {
-                    let r_sigma = bn_ratio(&vae, &x, n, n);
+                    let r_sigma = bn_ratio(&vae, &x, true, n);
                     (0..n)
                         .map(|d| {
                             let m = gamma_sigma[d].powi(2) * r_sigma[d] + DELTA;
@@ -99,7 +96,7 @@ fn check_floor_over_training(scale: BnScale, steps: usize) -> f64 {
         }
     }
     // The analytic floor of the encoder agrees with the hand formula (ε aside).
-    let floor = vae.encoder.kl_floor();
+    let floor = vae.encoder.head.kl_floor();
     if let BnScale::Fixed(g) = scale {
         assert!((floor - n as f64 * g * g / 2.0).abs() < 1e-12);
     }
@@ -128,7 +125,7 @@ fn learned_split_scales_sum_to_one_and_respect_tau() {
         .with_scale(BnScale::LearnedSplit(0.3))
         .init(&device)
         .unwrap();
-    let (mu, sigma) = vae.encoder.scales();
+    let (mu, sigma) = vae.encoder.head.scales();
     for (m, s) in to_vec(mu).into_iter().zip(to_vec(sigma)) {
         assert!((m * m + s * s - 1.0).abs() < 1e-6);
         assert!(m * m >= 0.3 - 1e-6);

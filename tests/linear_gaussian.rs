@@ -13,7 +13,7 @@ use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use elbo::distributions::StdNormal;
-use elbo::models::{GaussianMlpDecoder, GaussianMlpEncoder, Vae};
+use elbo::models::{GaussianHead, GaussianMlpDecoder, MlpEncoder, Vae};
 use elbo::nn::{Activation, Mlp};
 use elbo::objective::{LikelihoodConfig, elbo_estimate, log_likelihood};
 use elbo::{Batch, LatentVariableModel};
@@ -79,7 +79,7 @@ fn linear(weight: Vec<f64>, bias: Vec<f64>, d_in: usize, d_out: usize, device: &
     }
 }
 
-type LinearVae = Vae<GaussianMlpEncoder, GaussianMlpDecoder, StdNormal>;
+type LinearVae = Vae<MlpEncoder<GaussianHead>, GaussianMlpDecoder, StdNormal>;
 
 /// The linear-Gaussian model with an encoder whose mean is `mean_scale ×` the exact
 /// posterior mean and whose log-variance is the exact one plus `log_var_shift`.
@@ -95,28 +95,27 @@ fn model(mean_scale: f64, log_var_shift: f64, device: &Device) -> LinearVae {
         Mlp {
             layers: vec![linear(dec_w, B.to_vec(), L, D, device)],
             activation: Activation::Relu,
+            activate_output: false,
         },
         SIGMA2.ln(),
     );
-    // Encoder: [mean | log_var] = x·A + c, weight [D, 2L].
-    let mut enc_w = vec![0.0; D * 2 * L];
-    let mut enc_b = vec![0.0; 2 * L];
+    // Encoder head: mean = x·A + c and log_var = constant, each weight [D, L].
+    let mut mean_w = vec![0.0; D * L];
+    let mut mean_b = vec![0.0; L];
+    let mut log_var_b = vec![0.0; L];
     for j in 0..L {
         let scale = mean_scale / (SIGMA2 + s(j));
         for i in 0..D {
-            enc_w[i * 2 * L + j] = W[j][i] * scale;
+            mean_w[i * L + j] = W[j][i] * scale;
         }
-        enc_b[j] = -(0..D).map(|i| W[j][i] * B[i]).sum::<f64>() * scale;
-        enc_b[L + j] = (SIGMA2 / (SIGMA2 + s(j))).ln() + log_var_shift;
+        mean_b[j] = -(0..D).map(|i| W[j][i] * B[i]).sum::<f64>() * scale;
+        log_var_b[j] = (SIGMA2 / (SIGMA2 + s(j))).ln() + log_var_shift;
     }
-    let encoder = GaussianMlpEncoder::new(
-        Mlp {
-            layers: vec![linear(enc_w, enc_b, D, 2 * L, device)],
-            activation: Activation::Relu,
-        },
-        L,
-    )
-    .unwrap();
+    let head = GaussianHead {
+        mean: linear(mean_w, mean_b, D, L, device),
+        log_var: linear(vec![0.0; D * L], log_var_b, D, L, device),
+    };
+    let encoder = MlpEncoder::new(None, head).unwrap();
     Vae::new(encoder, decoder, StdNormal::new(L).unwrap())
 }
 

@@ -5,19 +5,18 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation};
 
-use super::gaussian_vae::check_flat_input;
-use super::{BernoulliMlpDecoder, Vae};
+use super::{BernoulliMlpDecoder, MlpEncoder, Vae, mlp_trunk};
 use crate::Error;
 use crate::distributions::{DiagNormal, StdNormal};
 use crate::error::ensure_nonzero;
-use crate::nn::{Activation, Mlp, MlpConfig};
-use crate::traits::Encoder;
+use crate::nn::Activation;
+use crate::traits::PosteriorHead;
 
 /// A VAE whose encoder batch-normalises the posterior parameters.
-pub type BnVae = Vae<BnGaussianEncoder, BernoulliMlpDecoder, StdNormal>;
+pub type BnVae = Vae<MlpEncoder<BnGaussianHead>, BernoulliMlpDecoder, StdNormal>;
 
 /// Smallest `σ²` the learned-split head emits (keeps `log σ²` finite when the normalised
 /// standard deviation passes through 0).
@@ -58,7 +57,7 @@ pub enum BnScale {
 /// let device = Device::flex().autodiff(); // batch statistics in training mode
 /// let vae = BnVaeConfig::new(6, 2).with_hidden(vec![8]).with_scale(BnScale::Fixed(0.6)).init(&device)?;
 /// let terms = vae.elbo(&Tensor::<2>::ones([4, 6], &device))?;
-/// assert!((vae.encoder.kl_floor() - 2.0 * 0.36 / 2.0).abs() < 1e-12);
+/// assert!((vae.encoder.head.kl_floor() - 2.0 * 0.36 / 2.0).abs() < 1e-12);
 /// # Ok::<(), elbo::Error>(())
 /// ```
 #[derive(Config, Debug)]
@@ -121,67 +120,28 @@ impl BnVaeConfig {
     pub fn init(&self, device: &Device) -> crate::Result<BnVae> {
         self.validate()?;
         let n = self.latent_dim;
-        let mut enc_sizes = vec![self.input_dim];
-        enc_sizes.extend(&self.hidden);
-        enc_sizes.push(2 * n);
-        let mut dec_sizes = vec![n];
-        dec_sizes.extend(self.hidden.iter().rev());
-        dec_sizes.push(self.input_dim);
-        let norm = || {
-            let mut bn = BatchNormConfig::new(n)
-                .with_momentum(self.momentum)
-                .with_epsilon(self.epsilon)
-                .init(device);
-            // Pure normalisation: BN's own affine parameters stay at (1, 0), untrained.
-            bn.gamma = Param::from_tensor(Tensor::ones([n], device)).set_require_grad(false);
-            bn.beta = Param::from_tensor(Tensor::zeros([n], device)).set_require_grad(false);
-            bn
-        };
-        let learned = |value: f64| Param::from_tensor(Tensor::full([n], value, device));
-        let encoder = match self.scale {
-            BnScale::Fixed(gamma) => BnGaussianEncoder {
-                mlp: MlpConfig::new(enc_sizes)
-                    .with_activation(self.activation)
-                    .init(device)?,
-                mean_norm: norm(),
-                std_norm: None,
-                shift: Some(learned(0.0)),
-                theta: None,
-                latent_dim: n,
-                gamma,
-                tau: 0.0,
-            },
-            BnScale::LearnedSplit(tau) => BnGaussianEncoder {
-                mlp: MlpConfig::new(enc_sizes)
-                    .with_activation(self.activation)
-                    .init(device)?,
-                mean_norm: norm(),
-                std_norm: Some(norm()),
-                shift: None,
-                theta: Some(learned(0.0)),
-                latent_dim: n,
-                gamma: 0.0,
-                tau,
-            },
-        };
-        let decoder = BernoulliMlpDecoder {
-            mlp: MlpConfig::new(dec_sizes)
-                .with_activation(self.activation)
-                .init(device)?,
-        };
-        Ok(Vae::new(encoder, decoder, StdNormal::new(n)?))
+        let (trunk, width) = mlp_trunk(self.input_dim, &self.hidden, self.activation, device)?;
+        let head = BnGaussianHead::new(width, n, self.scale, self.momentum, self.epsilon, device)?;
+        let decoder =
+            BernoulliMlpDecoder::new(n, &self.hidden, self.input_dim, self.activation, device)?;
+        Ok(Vae::new(
+            MlpEncoder::new(trunk, head)?,
+            decoder,
+            StdNormal::new(n)?,
+        ))
     }
 }
 
-/// The BN-VAE inference network: an MLP giving `(μ̃, s̃)` per latent dimension, then the
-/// batch-normalised head of [`BnScale`]. In training mode (autodiff device, module not
-/// `valid()`), BN uses the batch's statistics and updates running ones; in inference mode
-/// it uses the running statistics, as burn's `BatchNorm` does.
+/// The BN-VAE posterior head: linear maps to the raw `(μ̃, s̃)` per latent dimension, then
+/// the batch normalisation and scaling of [`BnScale`]. In training mode (autodiff device,
+/// module not `valid()`), BN uses the batch's statistics and updates running ones; in
+/// inference mode it uses the running statistics, as burn's `BatchNorm` does.
 #[derive(Module, Debug)]
-pub struct BnGaussianEncoder {
-    /// Maps `[batch, d_in]` to `[batch, 2n]`: the raw mean, then the raw log-variance
-    /// (fixed γ) or raw standard deviation (learned split).
-    pub mlp: Mlp,
+pub struct BnGaussianHead {
+    /// Features → raw mean `μ̃`.
+    pub mean: Linear,
+    /// Features → raw log-variance (fixed γ) or raw standard deviation (learned split).
+    pub second: Linear,
     /// Normalises the raw mean (affine parameters frozen at 1 and 0).
     pub mean_norm: BatchNorm,
     /// Normalises the raw standard deviation (learned split only).
@@ -198,7 +158,63 @@ pub struct BnGaussianEncoder {
     pub tau: f64,
 }
 
-impl BnGaussianEncoder {
+impl BnGaussianHead {
+    /// A head reading `d_features` with `latent_dim` dimensions, scaled as `scale` says,
+    /// with BN's running-statistics `momentum` and `epsilon`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero size, γ ≤ 0, τ outside (0, 1), a momentum
+    /// outside [0, 1] or ε ≤ 0.
+    pub fn new(
+        d_features: usize,
+        latent_dim: usize,
+        scale: BnScale,
+        momentum: f64,
+        epsilon: f64,
+        device: &Device,
+    ) -> crate::Result<Self> {
+        BnVaeConfig::new(d_features, latent_dim)
+            .with_scale(scale)
+            .with_momentum(momentum)
+            .with_epsilon(epsilon)
+            .validate()?;
+        let n = latent_dim;
+        let norm = || {
+            let mut bn = BatchNormConfig::new(n)
+                .with_momentum(momentum)
+                .with_epsilon(epsilon)
+                .init(device);
+            // Pure normalisation: BN's own affine parameters stay at (1, 0), untrained.
+            bn.gamma = Param::from_tensor(Tensor::ones([n], device)).set_require_grad(false);
+            bn.beta = Param::from_tensor(Tensor::zeros([n], device)).set_require_grad(false);
+            bn
+        };
+        let learned = |value: f64| Param::from_tensor(Tensor::full([n], value, device));
+        let (std_norm, shift, theta, gamma, tau) = match scale {
+            BnScale::Fixed(gamma) => (None, Some(learned(0.0)), None, gamma, 0.0),
+            BnScale::LearnedSplit(tau) => (Some(norm()), None, Some(learned(0.0)), 0.0, tau),
+        };
+        Ok(Self {
+            mean: LinearConfig::new(d_features, n).init(device),
+            second: LinearConfig::new(d_features, n).init(device),
+            mean_norm: norm(),
+            std_norm,
+            shift,
+            theta,
+            latent_dim: n,
+            gamma,
+            tau,
+        })
+    }
+
+    /// The raw, un-normalised `(μ̃, s̃)` of the features (what BN normalises).
+    pub fn raw(&self, features: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        (
+            self.mean.forward(features.clone()),
+            self.second.forward(features),
+        )
+    }
+
     /// The scales `(γ_μ, γ_σ)` per dimension, each `[n]`. For the fixed variant `γ_σ` is
     /// meaningless and returned as zeros.
     pub fn scales(&self) -> (Tensor<1>, Tensor<1>) {
@@ -243,14 +259,15 @@ impl BnGaussianEncoder {
     }
 }
 
-impl Encoder for BnGaussianEncoder {
-    type Input = Tensor<2>;
+impl PosteriorHead for BnGaussianHead {
     type Posterior = DiagNormal<2>;
 
-    fn encode(&self, x: &Tensor<2>) -> DiagNormal<2> {
-        let h = self.mlp.forward(x.clone());
-        let mut halves = h.split(self.latent_dim, 1).into_iter();
-        let (mean_raw, second) = (halves.next().unwrap(), halves.next().unwrap());
+    fn d_input(&self) -> usize {
+        self.mean.weight.dims()[0]
+    }
+
+    fn posterior(&self, features: Tensor<2>) -> DiagNormal<2> {
+        let (mean_raw, second) = self.raw(features);
         let n = self.latent_dim;
         let normalised_mean = self.mean_norm.forward(mean_raw);
         match (&self.std_norm, &self.shift) {
@@ -269,9 +286,5 @@ impl Encoder for BnGaussianEncoder {
                 DiagNormal::new(mean, second).expect("halves share a shape")
             }
         }
-    }
-
-    fn check_input(&self, x: &Tensor<2>) -> crate::Result<()> {
-        check_flat_input("BnGaussianEncoder input", x, self.mlp.d_input())
     }
 }

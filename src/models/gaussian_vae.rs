@@ -1,19 +1,19 @@
-//! The Gaussian VAE: a diagonal-Gaussian MLP encoder, a Bernoulli MLP decoder and a
+//! The Gaussian VAE: a diagonal-Gaussian posterior head, a Bernoulli MLP decoder and a
 //! standard-normal prior (Kingma & Welling 2014).
 
 use burn::config::Config;
 use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::Vae;
-use crate::Error;
-use crate::distributions::{Bernoulli, DiagNormal, StdNormal};
+use super::{BernoulliMlpDecoder, MlpEncoder, Vae, mlp_trunk};
+use crate::distributions::{DiagNormal, StdNormal};
 use crate::error::ensure_nonzero;
-use crate::nn::{Activation, Mlp, MlpConfig};
-use crate::traits::{Decoder, Encoder};
+use crate::nn::Activation;
+use crate::traits::PosteriorHead;
 
 /// The Gaussian VAE on flat binary data.
-pub type GaussianVae = Vae<GaussianMlpEncoder, BernoulliMlpDecoder, StdNormal>;
+pub type GaussianVae = Vae<MlpEncoder<GaussianHead>, BernoulliMlpDecoder, StdNormal>;
 
 /// Configuration of a [`GaussianVae`]: encoder `d_in → hidden… → (μ, log σ²)`, decoder
 /// `d_latent → …hidden → d_in` Bernoulli logits.
@@ -24,7 +24,7 @@ pub type GaussianVae = Vae<GaussianMlpEncoder, BernoulliMlpDecoder, StdNormal>;
 ///
 /// let config = GaussianVaeConfig::mnist_mlp(); // the classic 784-400-20
 /// let vae = config.init(&Device::flex())?;
-/// assert_eq!(vae.encoder.latent_dim(), 20);
+/// assert_eq!(vae.prior.latent_dim(), 20);
 /// # Ok::<(), elbo::Error>(())
 /// ```
 #[derive(Config, Debug)]
@@ -61,104 +61,58 @@ impl GaussianVaeConfig {
     /// Builds the model.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] as [`validate`](Self::validate).
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) as [`validate`](Self::validate).
     pub fn init(&self, device: &Device) -> crate::Result<GaussianVae> {
         self.validate()?;
-        let mut enc_sizes = vec![self.input_dim];
-        enc_sizes.extend(&self.hidden);
-        enc_sizes.push(2 * self.latent_dim);
-        let mut dec_sizes = vec![self.latent_dim];
-        dec_sizes.extend(self.hidden.iter().rev());
-        dec_sizes.push(self.input_dim);
-        let encoder = GaussianMlpEncoder {
-            mlp: MlpConfig::new(enc_sizes)
-                .with_activation(self.activation)
-                .init(device)?,
-            latent_dim: self.latent_dim,
-        };
-        let decoder = BernoulliMlpDecoder {
-            mlp: MlpConfig::new(dec_sizes)
-                .with_activation(self.activation)
-                .init(device)?,
-        };
+        let (trunk, width) = mlp_trunk(self.input_dim, &self.hidden, self.activation, device)?;
+        let encoder = MlpEncoder::new(trunk, GaussianHead::new(width, self.latent_dim, device)?)?;
+        let decoder = BernoulliMlpDecoder::new(
+            self.latent_dim,
+            &self.hidden,
+            self.input_dim,
+            self.activation,
+            device,
+        )?;
         Ok(Vae::new(encoder, decoder, StdNormal::new(self.latent_dim)?))
     }
 }
 
-/// An MLP whose output is split into the mean and log-variance of a diagonal Normal
-/// posterior `q(z | x) = N(μ(x), diag(exp(log_var(x))))`.
+/// Two linear maps from features to the mean and log-variance of a diagonal Normal
+/// posterior `q(z | x) = N(μ(h), diag(exp(log_var(h))))`.
 #[derive(Module, Debug)]
-pub struct GaussianMlpEncoder {
-    /// Maps `[batch, d_in]` to `[batch, 2·latent_dim]` (means first).
-    pub mlp: Mlp,
-    /// The latent dimension.
-    pub latent_dim: usize,
+pub struct GaussianHead {
+    /// Features → `μ`.
+    pub mean: Linear,
+    /// Features → `log σ²`.
+    pub log_var: Linear,
 }
 
-impl GaussianMlpEncoder {
-    /// Wraps an MLP whose output width is `2 · latent_dim`.
+impl GaussianHead {
+    /// A head reading `d_features` and giving `latent_dim`-dimensional posteriors
+    /// (PyTorch's default initialisation).
     ///
     /// # Errors
-    /// [`Error::ShapeMismatch`] if the MLP's output width is not `2 · latent_dim`.
-    pub fn new(mlp: Mlp, latent_dim: usize) -> crate::Result<Self> {
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for a zero size.
+    pub fn new(d_features: usize, latent_dim: usize, device: &Device) -> crate::Result<Self> {
+        ensure_nonzero("d_features", d_features)?;
         ensure_nonzero("latent_dim", latent_dim)?;
-        if mlp.d_output() != 2 * latent_dim {
-            return Err(Error::shape(
-                "GaussianMlpEncoder::new (MLP output width)",
-                format!("2 · latent_dim = {}", 2 * latent_dim),
-                mlp.d_output(),
-            ));
-        }
-        Ok(Self { mlp, latent_dim })
-    }
-
-    /// The latent dimension.
-    pub fn latent_dim(&self) -> usize {
-        self.latent_dim
+        Ok(Self {
+            mean: LinearConfig::new(d_features, latent_dim).init(device),
+            log_var: LinearConfig::new(d_features, latent_dim).init(device),
+        })
     }
 }
 
-/// Checks that a flat batch is `[batch >= 1, width]`.
-pub(crate) fn check_flat_input(context: &str, x: &Tensor<2>, width: usize) -> crate::Result<()> {
-    let [batch, d] = x.dims();
-    if d != width || batch == 0 {
-        return Err(Error::shape(
-            context.to_string(),
-            format!("[batch >= 1, {width}]"),
-            x.dims(),
-        ));
-    }
-    Ok(())
-}
-
-impl Encoder for GaussianMlpEncoder {
-    type Input = Tensor<2>;
+impl PosteriorHead for GaussianHead {
     type Posterior = DiagNormal<2>;
 
-    fn encode(&self, x: &Tensor<2>) -> DiagNormal<2> {
-        let h = self.mlp.forward(x.clone());
-        let mut halves = h.split(self.latent_dim, 1).into_iter();
-        let (mean, log_var) = (halves.next().unwrap(), halves.next().unwrap());
-        DiagNormal::new(mean, log_var).expect("split halves share a shape")
+    fn d_input(&self) -> usize {
+        self.mean.weight.dims()[0]
     }
 
-    fn check_input(&self, x: &Tensor<2>) -> crate::Result<()> {
-        check_flat_input("GaussianMlpEncoder input", x, self.mlp.d_input())
-    }
-}
-
-/// An MLP decoder whose output are Bernoulli logits: `p(x | z) = Bernoulli(sigmoid(f(z)))`.
-#[derive(Module, Debug)]
-pub struct BernoulliMlpDecoder {
-    /// Maps `[batch, latent_dim]` to `[batch, d_out]` logits.
-    pub mlp: Mlp,
-}
-
-impl Decoder for BernoulliMlpDecoder {
-    type Latent = Tensor<2>;
-    type Likelihood = Bernoulli<2>;
-
-    fn decode(&self, z: &Tensor<2>) -> Bernoulli<2> {
-        Bernoulli::new(self.mlp.forward(z.clone()))
+    fn posterior(&self, features: Tensor<2>) -> DiagNormal<2> {
+        let mean = self.mean.forward(features.clone());
+        let log_var = self.log_var.forward(features);
+        DiagNormal::new(mean, log_var).expect("both heads have the latent width")
     }
 }

@@ -21,7 +21,7 @@ use crate::{Error, Result};
 /// closed form against the prior ([`KlDivergence`]).
 ///
 /// Variants are compositions: the Gaussian VAE is
-/// `Vae<GaussianMlpEncoder, BernoulliMlpDecoder, StdNormal>` ([`GaussianVae`](super::GaussianVae));
+/// `Vae<MlpEncoder<GaussianHead>, BernoulliMlpDecoder, StdNormal>` ([`GaussianVae`](super::GaussianVae));
 /// other heads and priors plug into the same struct, and every estimator in
 /// [`objective`](crate::objective) works on all of them.
 ///

@@ -4,17 +4,17 @@
 
 use burn::config::Config;
 use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation};
 
-use super::gaussian_vae::check_flat_input;
-use super::{BernoulliMlpDecoder, Vae};
+use super::{BernoulliMlpDecoder, MlpEncoder, Vae, mlp_trunk};
 use crate::distributions::{UniformSphere, VonMisesFisher};
 use crate::error::{ensure_nonzero, ensure_positive};
-use crate::nn::{Activation, Mlp, MlpConfig};
-use crate::traits::Encoder;
+use crate::nn::Activation;
+use crate::traits::PosteriorHead;
 
 /// A VAE with latents on `S^{d−1}`: vMF posterior, uniform prior, Bernoulli decoder.
-pub type VmfVae = Vae<VmfMlpEncoder, BernoulliMlpDecoder, UniformSphere>;
+pub type VmfVae = Vae<MlpEncoder<VmfHead>, BernoulliMlpDecoder, UniformSphere>;
 
 /// How the posterior concentration κ is set.
 #[derive(Config, Debug, Copy, PartialEq)]
@@ -85,56 +85,69 @@ impl VmfVaeConfig {
     pub fn init(&self, device: &Device) -> crate::Result<VmfVae> {
         self.validate()?;
         let d = self.latent_dim;
-        let head = match self.kappa {
-            VmfKappa::Fixed(_) => d,
-            VmfKappa::Learned => d + 1,
-        };
-        let mut enc_sizes = vec![self.input_dim];
-        enc_sizes.extend(&self.hidden);
-        enc_sizes.push(head);
-        let mut dec_sizes = vec![d];
-        dec_sizes.extend(self.hidden.iter().rev());
-        dec_sizes.push(self.input_dim);
-        let encoder = VmfMlpEncoder {
-            mlp: MlpConfig::new(enc_sizes)
-                .with_activation(self.activation)
-                .init(device)?,
-            latent_dim: d,
-            fixed_kappa: match self.kappa {
-                VmfKappa::Fixed(k) => Some(k),
-                VmfKappa::Learned => None,
-            },
-        };
-        let decoder = BernoulliMlpDecoder {
-            mlp: MlpConfig::new(dec_sizes)
-                .with_activation(self.activation)
-                .init(device)?,
-        };
-        Ok(Vae::new(encoder, decoder, UniformSphere::new(d)?))
+        let (trunk, width) = mlp_trunk(self.input_dim, &self.hidden, self.activation, device)?;
+        let head = VmfHead::new(width, d, self.kappa, device)?;
+        let decoder =
+            BernoulliMlpDecoder::new(d, &self.hidden, self.input_dim, self.activation, device)?;
+        Ok(Vae::new(
+            MlpEncoder::new(trunk, head)?,
+            decoder,
+            UniformSphere::new(d)?,
+        ))
     }
 }
 
-/// An MLP whose output is normalised to a mean direction on `S^{d−1}`, plus (for learned
-/// κ) one more output mapped to `κ = softplus(·) + 1`.
+/// The vMF posterior head: a linear map to a direction, normalised onto `S^{d−1}`, and
+/// (for learned κ) one more linear output mapped to `κ = softplus(·) + 1`.
 #[derive(Module, Debug)]
-pub struct VmfMlpEncoder {
-    /// Maps `[batch, d_in]` to `[batch, d]` (fixed κ) or `[batch, d + 1]` (learned κ).
-    pub mlp: Mlp,
-    /// The ambient latent dimension `d`.
-    pub latent_dim: usize,
+pub struct VmfHead {
+    /// Features → unnormalised direction, `[batch, d]`.
+    pub direction: Linear,
+    /// Features → raw concentration, `[batch, 1]` (learned κ only).
+    pub kappa: Option<Linear>,
     /// The fixed κ, if κ is not learned.
     pub fixed_kappa: Option<f64>,
 }
 
-impl Encoder for VmfMlpEncoder {
-    type Input = Tensor<2>;
+impl VmfHead {
+    /// A head reading `d_features` and giving vMF posteriors on `S^{latent_dim − 1}`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for `latent_dim < 2`, a zero
+    /// width or a fixed κ ≤ 0.
+    pub fn new(
+        d_features: usize,
+        latent_dim: usize,
+        kappa: VmfKappa,
+        device: &Device,
+    ) -> crate::Result<Self> {
+        VmfVaeConfig::new(d_features, latent_dim)
+            .with_kappa(kappa)
+            .validate()?;
+        Ok(Self {
+            direction: LinearConfig::new(d_features, latent_dim).init(device),
+            kappa: match kappa {
+                VmfKappa::Learned => Some(LinearConfig::new(d_features, 1).init(device)),
+                VmfKappa::Fixed(_) => None,
+            },
+            fixed_kappa: match kappa {
+                VmfKappa::Fixed(k) => Some(k),
+                VmfKappa::Learned => None,
+            },
+        })
+    }
+}
+
+impl PosteriorHead for VmfHead {
     type Posterior = VonMisesFisher;
 
-    fn encode(&self, x: &Tensor<2>) -> VonMisesFisher {
-        let h = self.mlp.forward(x.clone());
-        let [batch, _] = h.dims();
-        let d = self.latent_dim;
-        let raw = h.clone().narrow(1, 0, d);
+    fn d_input(&self) -> usize {
+        self.direction.weight.dims()[0]
+    }
+
+    fn posterior(&self, features: Tensor<2>) -> VonMisesFisher {
+        let [batch, _] = features.dims();
+        let raw = self.direction.forward(features.clone());
         let norm = raw
             .clone()
             .powi_scalar(2)
@@ -142,14 +155,12 @@ impl Encoder for VmfMlpEncoder {
             .sqrt()
             .clamp_min(1e-12);
         let direction = raw / norm;
-        let kappa = match self.fixed_kappa {
-            Some(k) => Tensor::full([batch], k, &h.device()),
-            None => activation::softplus(h.narrow(1, d, 1).reshape([batch]), 1.0).add_scalar(1.0),
+        let kappa = match (&self.kappa, self.fixed_kappa) {
+            (Some(layer), _) => {
+                activation::softplus(layer.forward(features).reshape([batch]), 1.0).add_scalar(1.0)
+            }
+            (None, k) => Tensor::full([batch], k.unwrap_or(1.0), &direction.device()),
         };
         VonMisesFisher::from_unit_unchecked(direction, kappa)
-    }
-
-    fn check_input(&self, x: &Tensor<2>) -> crate::Result<()> {
-        check_flat_input("VmfMlpEncoder input", x, self.mlp.d_input())
     }
 }

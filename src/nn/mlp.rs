@@ -46,6 +46,9 @@ pub struct MlpConfig {
     /// Activation after every layer but the last.
     #[config(default = "Activation::Relu")]
     pub activation: Activation,
+    /// Apply the activation after the last layer too (for a trunk that feeds a head).
+    #[config(default = false)]
+    pub activate_output: bool,
 }
 
 impl MlpConfig {
@@ -78,11 +81,12 @@ impl MlpConfig {
         Ok(Mlp {
             layers,
             activation: self.activation,
+            activate_output: self.activate_output,
         })
     }
 }
 
-/// A multi-layer perceptron; the last layer has no activation.
+/// A multi-layer perceptron; the last layer has no activation unless `activate_output`.
 ///
 /// ```
 /// use burn::tensor::{Device, Tensor};
@@ -100,6 +104,9 @@ pub struct Mlp {
     /// The activation between layers.
     #[module(skip)]
     pub activation: Activation,
+    /// Whether the last layer is followed by the activation too.
+    #[module(skip)]
+    pub activate_output: bool,
 }
 
 impl Mlp {
@@ -109,7 +116,7 @@ impl Mlp {
         let mut h = x;
         for (i, layer) in self.layers.iter().enumerate() {
             h = layer.forward(h);
-            if i < last {
+            if i < last || self.activate_output {
                 h = self.activation.forward(h);
             }
         }
