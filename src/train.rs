@@ -11,7 +11,10 @@ use std::time::Instant;
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{
+    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer,
+    grad_clipping::GradientClippingConfig,
+};
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -93,6 +96,10 @@ pub struct FitConfig {
     pub resume: bool,
     /// Print one line per epoch to standard output.
     pub log_epochs: bool,
+    /// Clip each parameter's gradient to this L2 norm before the update (burn's
+    /// `GradientClipping::Norm`, applied per parameter tensor); `None` leaves gradients
+    /// alone. Recurrent models usually train with 5.
+    pub grad_clip_norm: Option<f64>,
 }
 
 impl FitConfig {
@@ -110,6 +117,7 @@ impl FitConfig {
             checkpoint_dir: None,
             resume: false,
             log_epochs: false,
+            grad_clip_norm: None,
         }
     }
 
@@ -119,6 +127,9 @@ impl FitConfig {
         ensure_nonzero("epochs", self.epochs)?;
         ensure_nonzero("batch_size", self.batch_size)?;
         self.objective.validate()?;
+        if let Some(norm) = self.grad_clip_norm {
+            ensure_positive("grad_clip_norm", norm)?;
+        }
         if let OptimizerKind::AdamW { weight_decay } = self.optimizer {
             crate::error::ensure_non_negative("weight_decay", weight_decay)?;
         }
@@ -142,11 +153,18 @@ impl FitConfig {
     }
 
     fn build_optimizer(&self) -> ModuleOptimizer {
+        let clipping = self
+            .grad_clip_norm
+            .map(|norm| GradientClippingConfig::Norm(norm as f32));
         match self.optimizer {
-            OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).init(),
+            OptimizerKind::Adam => AdamConfig::new()
+                .with_epsilon(1e-8)
+                .with_grad_clipping(clipping)
+                .init(),
             OptimizerKind::AdamW { weight_decay } => AdamWConfig::new()
                 .with_epsilon(1e-8)
                 .with_weight_decay(weight_decay as f32)
+                .with_grad_clipping(clipping)
                 .init(),
         }
     }

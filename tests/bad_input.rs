@@ -33,11 +33,33 @@ fn write(dir: &Path, name: &str, bytes: &[u8], gzip: bool) -> std::path::PathBuf
     path
 }
 
-fn tempdir(name: &str) -> std::path::PathBuf {
+/// A scratch folder removed when dropped (also when the test fails).
+struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("elbo-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 fn invalid_data_reason(result: elbo::Result<impl std::fmt::Debug>) -> String {
@@ -331,7 +353,7 @@ fn checkpoints_resume_and_reject_another_config() {
     let config = GaussianVaeConfig::new(6, 2).with_hidden(vec![8]);
     let mut fit_config = FitConfig::new(2, 8);
     fit_config.progress = false;
-    fit_config.checkpoint_dir = Some(dir.clone());
+    fit_config.checkpoint_dir = Some(dir.to_path_buf());
     let (_, first) = fit(
         config.init(&device).unwrap(),
         &config,
@@ -411,7 +433,7 @@ fn a_checkpoint_that_cannot_be_written_leaves_nothing_behind() {
     let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![4]);
     let mut fit_config = FitConfig::new(1, 4);
     fit_config.progress = false;
-    fit_config.checkpoint_dir = Some(dir.clone());
+    fit_config.checkpoint_dir = Some(dir.to_path_buf());
     assert!(
         fit(
             config.init(&device).unwrap(),

@@ -3,7 +3,9 @@
 mod batches;
 mod idx;
 mod images;
+mod text;
 
 pub use batches::{TrainData, shuffled_batches};
 pub use idx::{IdxArray, read_idx};
 pub use images::{Binarization, ImageData, Images, load_labels};
+pub use text::{CharVocab, SentenceData, TokenBatch, read_sentences};

@@ -1,0 +1,151 @@
+//! A long short-term memory layer with fused gates, stepped one time step at a time.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Tensor, activation};
+
+use crate::error::ensure_nonzero;
+
+/// Configuration of an [`Lstm`].
+#[derive(Config, Debug)]
+pub struct LstmConfig {
+    /// Width of the input at each step.
+    pub d_input: usize,
+    /// Width of the hidden and cell states.
+    pub d_hidden: usize,
+    /// Initial bias of the forget gate (1 is the usual choice: remember by default;
+    /// Jozefowicz et al. 2015).
+    #[config(default = 1.0)]
+    pub forget_bias: f64,
+}
+
+impl LstmConfig {
+    /// Builds the layer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for a zero width or a
+    /// non-finite forget bias.
+    pub fn init(&self, device: &burn::tensor::Device) -> crate::Result<Lstm> {
+        ensure_nonzero("d_input", self.d_input)?;
+        ensure_nonzero("d_hidden", self.d_hidden)?;
+        if !self.forget_bias.is_finite() {
+            return Err(crate::Error::config(
+                "forget_bias",
+                self.forget_bias,
+                "a finite number",
+            ));
+        }
+        let h = self.d_hidden;
+        let mut input = LinearConfig::new(self.d_input, 4 * h).init(device);
+        // Gate order i, f, g, o (as PyTorch): the forget gate's bias is columns h..2h.
+        if let Some(bias) = input.bias.take() {
+            let b = bias.val();
+            let forget = Tensor::full([h], self.forget_bias, device);
+            input.bias = Some(Param::from_tensor(b.slice_assign(h..2 * h, forget)));
+        }
+        let hidden = LinearConfig::new(h, 4 * h).with_bias(false).init(device);
+        Ok(Lstm {
+            input,
+            hidden,
+            d_hidden: h,
+        })
+    }
+}
+
+/// The state `(h, c)` of a batch of LSTMs: both `[batch, d_hidden]`.
+#[derive(Clone, Debug)]
+pub struct LstmState {
+    /// Hidden state `h_t` (the output).
+    pub hidden: Tensor<2>,
+    /// Cell state `c_t`.
+    pub cell: Tensor<2>,
+}
+
+/// An LSTM layer (Hochreiter & Schmidhuber 1997, with a forget gate).
+///
+/// # Formula
+/// ```text
+/// [i, f, g, o] = W x_t + b + U h_{t−1}          (one [batch, 4H] product per step)
+/// c_t = σ(f) ⊙ c_{t−1} + σ(i) ⊙ tanh(g)
+/// h_t = σ(o) ⊙ tanh(c_t)
+/// ```
+/// The gates share one input and one recurrent matrix (columns in the order i, f, g, o,
+/// as PyTorch's `nn.LSTM`), so a step is one matrix product plus element-wise work.
+/// [`step`](Lstm::step) also takes an extra `[batch, 4H]` term added to the gates, for an
+/// input that is the same at every step (a decoder's latent `z`): project it once with
+/// its own linear map instead of concatenating it at every step.
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use elbo::nn::LstmConfig;
+///
+/// let device = Device::flex();
+/// let lstm = LstmConfig::new(3, 5).init(&device)?;
+/// let inputs = vec![Tensor::<2>::ones([2, 3], &device); 4];
+/// let (outputs, state) = lstm.forward(&inputs, None, lstm.zero_state(2, &device));
+/// assert_eq!(outputs.len(), 4);
+/// assert_eq!(state.hidden.dims(), [2, 5]);
+/// # Ok::<(), elbo::Error>(())
+/// ```
+#[derive(Module, Debug)]
+pub struct Lstm {
+    /// `x_t → W x_t + b`, `[d_input, 4H]`.
+    pub input: Linear,
+    /// `h_{t−1} → U h_{t−1}`, `[H, 4H]`, no bias.
+    pub hidden: Linear,
+    /// `H`.
+    #[module(skip)]
+    pub d_hidden: usize,
+}
+
+impl Lstm {
+    /// The input width.
+    pub fn d_input(&self) -> usize {
+        self.input.weight.dims()[0]
+    }
+
+    /// The all-zero state for a batch of `batch` sequences.
+    pub fn zero_state(&self, batch: usize, device: &burn::tensor::Device) -> LstmState {
+        let zeros = Tensor::zeros([batch, self.d_hidden], device);
+        LstmState {
+            hidden: zeros.clone(),
+            cell: zeros,
+        }
+    }
+
+    /// One step from pre-computed input gates `W x_t + b (+ extra)`, `[batch, 4H]`.
+    pub fn step(&self, input_gates: Tensor<2>, state: LstmState) -> LstmState {
+        let h = self.d_hidden;
+        let gates = input_gates + self.hidden.forward(state.hidden);
+        let i = activation::sigmoid(gates.clone().narrow(1, 0, h));
+        let f = activation::sigmoid(gates.clone().narrow(1, h, h));
+        let g = gates.clone().narrow(1, 2 * h, h).tanh();
+        let o = activation::sigmoid(gates.narrow(1, 3 * h, h));
+        let cell = f * state.cell + i * g;
+        let hidden = o * cell.clone().tanh();
+        LstmState { hidden, cell }
+    }
+
+    /// Runs over `inputs` (one `[batch, d_input]` tensor per step) from `state` (see
+    /// [`zero_state`](Lstm::zero_state)), adding `extra_gates` (`[batch, 4H]`) at every
+    /// step if given. Returns the hidden state after every step and the final state.
+    pub fn forward(
+        &self,
+        inputs: &[Tensor<2>],
+        extra_gates: Option<Tensor<2>>,
+        state: LstmState,
+    ) -> (Vec<Tensor<2>>, LstmState) {
+        let mut outputs = Vec::with_capacity(inputs.len());
+        let mut state = state;
+        for x in inputs {
+            let mut gates = self.input.forward(x.clone());
+            if let Some(extra) = &extra_gates {
+                gates = gates + extra.clone();
+            }
+            state = self.step(gates, state);
+            outputs.push(state.hidden.clone());
+        }
+        (outputs, state)
+    }
+}
