@@ -19,7 +19,9 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use elbo::data::{CharVocab, SentenceData, TokenBatch, read_sentences};
-use elbo::models::{BnScale, LstmDecoder, LstmEncoder, TextVae, TextVaeConfig, VmfKappa};
+use elbo::models::{
+    BnGaussianHead, BnScale, LstmDecoder, LstmEncoder, TextVae, TextVaeConfig, VmfKappa,
+};
 use elbo::objective::{
     ElboObjective, LikelihoodConfig, Objective, active_units, kl_per_group, log_likelihood,
     mutual_information,
@@ -187,16 +189,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (config, device) = (&setup.config, &setup.device);
     match setup.args.head.as_str() {
         "gaussian" | "warmup" => train_and_report(&setup, config.gaussian(device)?, None),
-        "bn" => {
-            let vae = config.bn(BnScale::Fixed(setup.args.gamma), device)?;
-            let floor = vae.encoder.head.kl_floor();
-            train_and_report(&setup, vae, Some(floor))
-        }
-        "bn-split" => {
-            let vae = config.bn(BnScale::LearnedSplit(setup.args.tau), device)?;
-            let floor = vae.encoder.head.kl_floor();
-            train_and_report(&setup, vae, Some(floor))
-        }
+        "bn" => train_and_report(
+            &setup,
+            config.bn(BnScale::Fixed(setup.args.gamma), device)?,
+            Some(&BnGaussianHead::kl_floor),
+        ),
+        "bn-split" => train_and_report(
+            &setup,
+            config.bn(BnScale::LearnedSplit(setup.args.tau), device)?,
+            Some(&BnGaussianHead::kl_floor),
+        ),
         "vmf" => train_and_report(
             &setup,
             config.vmf(VmfKappa::Fixed(setup.args.kappa.unwrap_or(25.0)), device)?,
@@ -218,7 +220,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 fn train_and_report<H, P>(
     setup: &Setup,
     vae: TextVae<H, P>,
-    kl_floor: Option<f64>,
+    kl_floor: Option<&dyn Fn(&H) -> f64>,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     H: PosteriorHead + Module,
@@ -236,7 +238,11 @@ where
         _ => 0,
     };
     if let Some(floor) = kl_floor {
-        println!("head {}: analytic KL floor {floor:.3} nats", args.head);
+        println!(
+            "head {}: analytic KL floor at initialisation {:.3} nats",
+            args.head,
+            floor(&vae.encoder.head)
+        );
     }
     let mut fit_config = FitConfig::new(args.epochs, args.batch_size);
     fit_config.learning_rate = args.lr;
@@ -255,6 +261,13 @@ where
         args.epochs,
         started.elapsed().as_secs_f64()
     );
+    if let Some(floor) = kl_floor {
+        println!(
+            "head {}: analytic KL floor after training {:.3} nats",
+            args.head,
+            floor(&vae.encoder.head)
+        );
+    }
     let vae = vae.valid();
 
     let (x, _order) = setup.test.sorted_batch(device)?;
