@@ -126,6 +126,38 @@ fn lstm_matches_a_plain_host_implementation() {
 }
 
 #[test]
+fn models_build_on_an_autodiff_device_and_gradients_reach_every_lstm() {
+    // Building directly on the training device must work (the forget-gate bias is edited
+    // at init), and one backward pass must reach both LSTMs and the embeddings.
+    let device = Device::flex().autodiff();
+    let vocab = CharVocab::from_sentences(["abc"]);
+    let vae = small_config(vocab.len()).gaussian(&device).unwrap();
+    let x = TokenBatch::new(&[vocab.encode("cab"), vocab.encode("a")], &device).unwrap();
+    let loss = vae.elbo(&x).unwrap().elbo().sum().neg();
+    let grads = loss.backward();
+    for (name, weight) in [
+        ("encoder input", vae.encoder.lstm.input.weight.val()),
+        ("encoder recurrent", vae.encoder.lstm.hidden.weight.val()),
+        ("encoder embedding", vae.encoder.embedding.weight.val()),
+        ("decoder recurrent", vae.decoder.lstm.hidden.weight.val()),
+        (
+            "decoder latent gates",
+            vae.decoder.latent_gates.weight.val(),
+        ),
+        ("decoder output", vae.decoder.output.weight.val()),
+    ] {
+        let g = weight
+            .grad(&grads)
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        let norm: f64 = host(&g.reshape([-1])).iter().map(|v| v * v).sum();
+        assert!(
+            norm > 0.0 && norm.is_finite(),
+            "{name}: gradient norm² {norm}"
+        );
+    }
+}
+
+#[test]
 fn token_batches_pad_mask_and_trim() {
     let device = Device::flex();
     let vocab = CharVocab::from_sentences(["hello.", "hi!"]);

@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Beta, Distribution as _};
 
 use super::UniformSphere;
-use super::von_mises_fisher::{attach, host, host_rng, normalize};
+use super::von_mises_fisher::{attach, host, host_rng, tangent_direction};
 use crate::math::{digamma, lgamma, trigamma};
 use crate::traits::{Batch, Distribution, KlDivergence, Posterior};
 use crate::{Error, Result};
@@ -142,8 +142,7 @@ impl PowerSpherical {
             .clamp_min(0.0)
             .sqrt();
         let mu = self.mean_direction.clone();
-        let along = (tangent_noise.clone() * mu.clone()).sum_dim(1);
-        let tangent = normalize(tangent_noise - mu.clone() * along);
+        let tangent = tangent_direction(&mu, tangent_noise);
         Ok(mu * w.reshape([batch, 1]) + tangent * radial.reshape([batch, 1]))
     }
 

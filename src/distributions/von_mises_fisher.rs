@@ -229,8 +229,7 @@ impl VonMisesFisher {
             .clamp_min(0.0)
             .sqrt();
         let mu = self.mean_direction.clone();
-        let along = (tangent_noise.clone() * mu.clone()).sum_dim(1);
-        let tangent = normalize(tangent_noise - mu.clone() * along);
+        let tangent = tangent_direction(&mu, tangent_noise);
         Ok(mu * w.reshape([batch, 1]) + tangent * radial.reshape([batch, 1]))
     }
 
@@ -273,6 +272,19 @@ impl VonMisesFisher {
         self.sample_with_noise(proposal, noise)
             .expect("shapes are built to match")
     }
+}
+
+/// A unit vector orthogonal to each row of `mu`, uniform on that tangent sphere when
+/// `noise` is standard Gaussian: `noise` with its component along `mu` removed, then
+/// normalised. The projection is applied twice ("twice is enough", Kahan–Parlett): once
+/// leaves an f32 error of order `eps · |noise| / |noise⊥|` along `mu`, which on the circle
+/// (`d = 2`, where `noise⊥` is one coordinate) put draws 1e-5 off the sphere.
+pub(crate) fn tangent_direction(mu: &Tensor<2>, noise: Tensor<2>) -> Tensor<2> {
+    let project = |x: Tensor<2>| {
+        let along = (x.clone() * mu.clone()).sum_dim(1);
+        x - mu.clone() * along
+    };
+    normalize(project(project(noise)))
 }
 
 /// Rows scaled to unit norm (a zero row stays near zero instead of becoming NaN).

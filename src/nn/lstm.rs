@@ -42,7 +42,9 @@ impl LstmConfig {
         if let Some(bias) = input.bias.take() {
             let b = bias.val();
             let forget = Tensor::full([h], self.forget_bias, device);
-            input.bias = Some(Param::from_tensor(b.slice_assign(h..2 * h, forget)));
+            // Detached: on an autodiff device the edited bias must be a fresh leaf.
+            let b = b.slice_assign(h..2 * h, forget).detach();
+            input.bias = Some(Param::from_tensor(b));
         }
         let hidden = LinearConfig::new(h, 4 * h).with_bias(false).init(device);
         Ok(Lstm {
