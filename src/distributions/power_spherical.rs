@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Beta, Distribution as _};
 
 use super::UniformSphere;
-use super::von_mises_fisher::{attach, host, host_rng, tangent_direction};
+use super::von_mises_fisher::{attach, host, host_rng, on_sphere};
 use crate::math::{digamma, lgamma, trigamma};
 use crate::traits::{Batch, Distribution, KlDivergence, Posterior};
 use crate::{Error, Result};
@@ -141,9 +141,7 @@ impl PowerSpherical {
             .mul_scalar(4.0)
             .clamp_min(0.0)
             .sqrt();
-        let mu = self.mean_direction.clone();
-        let tangent = tangent_direction(&mu, tangent_noise);
-        Ok(mu * w.reshape([batch, 1]) + tangent * radial.reshape([batch, 1]))
+        Ok(on_sphere(&self.mean_direction, w, radial, tangent_noise))
     }
 
     /// One draw per row with `rng` for the Beta draws and the device for the tangent noise.

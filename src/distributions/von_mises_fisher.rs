@@ -228,9 +228,7 @@ impl VonMisesFisher {
         let radial = (one_minus_w * w.clone().add_scalar(1.0))
             .clamp_min(0.0)
             .sqrt();
-        let mu = self.mean_direction.clone();
-        let tangent = tangent_direction(&mu, tangent_noise);
-        Ok(mu * w.reshape([batch, 1]) + tangent * radial.reshape([batch, 1]))
+        Ok(on_sphere(&self.mean_direction, w, radial, tangent_noise))
     }
 
     /// Runs Wood's rejection loop on the host for every row, returning the accepted Beta
@@ -274,17 +272,26 @@ impl VonMisesFisher {
     }
 }
 
-/// A unit vector orthogonal to each row of `mu`, uniform on that tangent sphere when
-/// `noise` is standard Gaussian: `noise` with its component along `mu` removed, then
-/// normalised. The projection is applied twice ("twice is enough", Kahan–Parlett): once
-/// leaves an f32 error of order `eps · |noise| / |noise⊥|` along `mu`, which on the circle
-/// (`d = 2`, where `noise⊥` is one coordinate) put draws 1e-5 off the sphere.
-pub(crate) fn tangent_direction(mu: &Tensor<2>, noise: Tensor<2>) -> Tensor<2> {
+/// `z = w μ + r v` per row, with `r = √(1 − w²)` given (each family computes it in the
+/// form that is exact near its poles) and `v` the unit tangent direction made from
+/// Gaussian `noise`: the noise with its component along `μ` removed, then normalised, so
+/// `v` is uniform on the sphere orthogonal to `μ`. The projection is applied twice ("twice
+/// is enough", Kahan–Parlett): once leaves an f32 error of order `eps · |noise| / |noise⊥|`
+/// along `μ`, which on the circle (`d = 2`, where `noise⊥` is one coordinate) put draws
+/// 1e-5 off the sphere.
+pub(crate) fn on_sphere(
+    mu: &Tensor<2>,
+    w: Tensor<1>,
+    radial: Tensor<1>,
+    noise: Tensor<2>,
+) -> Tensor<2> {
+    let batch = w.dims()[0];
     let project = |x: Tensor<2>| {
         let along = (x.clone() * mu.clone()).sum_dim(1);
         x - mu.clone() * along
     };
-    normalize(project(project(noise)))
+    let tangent = normalize(project(project(noise)));
+    mu.clone() * w.reshape([batch, 1]) + tangent * radial.reshape([batch, 1])
 }
 
 /// Rows scaled to unit norm (a zero row stays near zero instead of becoming NaN).

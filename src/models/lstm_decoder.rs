@@ -6,6 +6,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Int, Tensor, TensorData, activation};
 use rand::RngExt;
 
+use super::lstm_encoder::embed_steps;
 use crate::Result;
 use crate::data::{CharVocab, TokenBatch};
 use crate::distributions::host_rng;
@@ -89,12 +90,6 @@ impl LstmDecoder {
         };
         (state, self.latent_gates.forward(z.clone()))
     }
-
-    fn embed(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
-        let batch = tokens.dims()[0];
-        let width = self.embedding.weight.dims()[1];
-        self.embedding.forward(tokens).reshape([batch, width])
-    }
 }
 
 impl Decoder for LstmDecoder {
@@ -135,8 +130,8 @@ impl SequenceLikelihood {
         for _ in 0..=d.max_chars {
             let tokens =
                 Tensor::<2, Int>::from_data(TensorData::new(previous.clone(), [batch, 1]), &device);
-            let gates = d.lstm.input.forward(d.embed(tokens)) + z_gates.clone();
-            state = d.lstm.step(gates, state);
+            let input = embed_steps(&d.embedding, tokens);
+            (_, state) = d.lstm.forward(&input, Some(z_gates.clone()), state);
             let probs = activation::softmax(d.output.forward(state.hidden.clone()), 1)
                 .try_into_vec_as::<f32>()
                 .unwrap_or_default();
@@ -191,10 +186,7 @@ impl Distribution for SequenceLikelihood {
         let batch = x.batch_size();
         let steps = x.steps();
         let (state, z_gates) = d.start(&self.z);
-        let inputs = x.inputs();
-        let embedded: Vec<Tensor<2>> = (0..steps)
-            .map(|t| d.embed(inputs.clone().narrow(1, t, 1)))
-            .collect();
+        let embedded = embed_steps(&d.embedding, x.inputs());
         let (hidden, _) = d.lstm.forward(&embedded, Some(z_gates), state);
         let hidden: Tensor<3> = Tensor::stack(hidden, 1);
         let log_p = activation::log_softmax(d.output.forward(hidden), 2);

@@ -77,17 +77,8 @@ impl<H: PosteriorHead> LstmEncoder<H> {
     /// The hidden state after each row's end marker, `[batch, d_hidden]`.
     pub fn features(&self, x: &TokenBatch) -> Tensor<2> {
         let batch = x.batch_size();
-        let steps = x.steps();
         let device = x.device();
-        let tokens = x.targets();
-        let width = self.embedding.weight.dims()[1];
-        let inputs: Vec<Tensor<2>> = (0..steps)
-            .map(|t| {
-                self.embedding
-                    .forward(tokens.clone().narrow(1, t, 1))
-                    .reshape([batch, width])
-            })
-            .collect();
+        let inputs = embed_steps(&self.embedding, x.targets());
         let (outputs, _) = self
             .lstm
             .forward(&inputs, None, self.lstm.zero_state(batch, &device));
@@ -126,4 +117,19 @@ pub(crate) fn check_token_ids(context: &str, x: &TokenBatch, vocab_size: usize) 
         ));
     }
     Ok(())
+}
+
+/// The embedding of each column of `tokens` (`[batch, steps]`), one `[batch, d]` tensor per
+/// step: what an [`Lstm`] reads. Looked up column by column, so the backward pass of each
+/// step touches only the `[vocab, d]` table, never a `[batch, steps, d]` slice.
+pub(crate) fn embed_steps(embedding: &Embedding, tokens: Tensor<2, Int>) -> Vec<Tensor<2>> {
+    let [batch, steps] = tokens.dims();
+    let width = embedding.weight.dims()[1];
+    (0..steps)
+        .map(|t| {
+            embedding
+                .forward(tokens.clone().narrow(1, t, 1))
+                .reshape([batch, width])
+        })
+        .collect()
 }

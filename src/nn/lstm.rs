@@ -122,21 +122,29 @@ impl Lstm {
     /// pass over `[batch, 4H]`: on the CPU a sigmoid is one `exp`, while `tanh` costs
     /// about three times as much (it was a quarter of the text example's profile).
     pub fn step(&self, input_gates: Tensor<2>, state: LstmState) -> LstmState {
+        let scale = self.gate_scale(&input_gates.device());
+        self.step_scaled(input_gates, state, &scale)
+    }
+
+    /// `[1, 4H]`: 2 on the columns of `g`, 1 elsewhere, so that `σ(scale ⊙ gates)` holds
+    /// `σ(i), σ(f), σ(2g), σ(o)`. Built once per sequence, not per step.
+    fn gate_scale(&self, device: &burn::tensor::Device) -> Tensor<2> {
+        let h = self.d_hidden;
+        let scale: Vec<f32> = (0..4 * h)
+            .map(|j| if j / h == 2 { 2.0 } else { 1.0 })
+            .collect();
+        Tensor::<1>::from_floats(scale.as_slice(), device).reshape([1, 4 * h])
+    }
+
+    fn step_scaled(
+        &self,
+        input_gates: Tensor<2>,
+        state: LstmState,
+        scale: &Tensor<2>,
+    ) -> LstmState {
         let h = self.d_hidden;
         let gates = input_gates + self.hidden.forward(state.hidden);
-        let device = gates.device();
-        // Columns of g doubled, the others unchanged: σ(scale ⊙ gates).
-        let scale: Vec<f32> = (0..4 * h)
-            .map(|j| {
-                if (2 * h..3 * h).contains(&j) {
-                    2.0
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        let scale = Tensor::<1>::from_floats(scale.as_slice(), &device).reshape([1, 4 * h]);
-        let s = activation::sigmoid(gates * scale);
+        let s = activation::sigmoid(gates * scale.clone());
         let i = s.clone().narrow(1, 0, h);
         let f = s.clone().narrow(1, h, h);
         let g = s
@@ -164,12 +172,13 @@ impl Lstm {
     ) -> (Vec<Tensor<2>>, LstmState) {
         let mut outputs = Vec::with_capacity(inputs.len());
         let mut state = state;
+        let scale = self.gate_scale(&state.hidden.device());
         for x in inputs {
             let mut gates = self.input.forward(x.clone());
             if let Some(extra) = &extra_gates {
                 gates = gates + extra.clone();
             }
-            state = self.step(gates, state);
+            state = self.step_scaled(gates, state, &scale);
             outputs.push(state.hidden.clone());
         }
         (outputs, state)
