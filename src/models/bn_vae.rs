@@ -8,7 +8,8 @@ use burn::module::{Module, Param};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation};
 
-use super::{BernoulliMlpDecoder, MlpEncoder, Vae, mlp_trunk};
+use super::mlp_encoder::{bernoulli_mlp_vae, check_mlp_sizes};
+use super::{BernoulliMlpDecoder, MlpEncoder, Vae};
 use crate::Error;
 use crate::distributions::{DiagNormal, StdNormal};
 use crate::error::ensure_nonzero;
@@ -45,6 +46,29 @@ pub enum BnScale {
     /// (Jensen on `−log`). The aggregated posterior then has unit variance per dimension,
     /// matching the prior, and `γ_μ² ≥ τ` bounds the mean's share from below.
     LearnedSplit(f64),
+}
+
+impl BnScale {
+    /// Checks `γ > 0` (fixed) or `τ ∈ (0, 1)` (learned split), NaN-proof.
+    pub fn validate(&self) -> crate::Result<()> {
+        match *self {
+            BnScale::Fixed(gamma) => crate::error::ensure_positive("gamma", gamma),
+            BnScale::LearnedSplit(tau) if !(tau > 0.0 && tau < 1.0) => Err(Error::config(
+                "tau",
+                tau,
+                "a number strictly between 0 and 1",
+            )),
+            BnScale::LearnedSplit(_) => Ok(()),
+        }
+    }
+}
+
+/// Checks BN's running-statistics momentum (in [0, 1]) and ε (> 0).
+fn check_batch_statistics(momentum: f64, epsilon: f64) -> crate::Result<()> {
+    if !(0.0..=1.0).contains(&momentum) {
+        return Err(Error::config("momentum", momentum, "a number in [0, 1]"));
+    }
+    crate::error::ensure_positive("epsilon", epsilon)
 }
 
 /// Configuration of a [`BnVae`]: the Gaussian VAE's MLPs with a batch-normalised head.
@@ -86,31 +110,9 @@ pub struct BnVaeConfig {
 impl BnVaeConfig {
     /// Checks sizes, `γ > 0`, `τ ∈ (0, 1)`, `momentum ∈ [0, 1]` and `ε > 0` (NaN-proof).
     pub fn validate(&self) -> crate::Result<()> {
-        ensure_nonzero("input_dim", self.input_dim)?;
-        ensure_nonzero("latent_dim", self.latent_dim)?;
-        for &h in &self.hidden {
-            ensure_nonzero("hidden", h)?;
-        }
-        match self.scale {
-            BnScale::Fixed(gamma) => crate::error::ensure_positive("gamma", gamma)?,
-            BnScale::LearnedSplit(tau) => {
-                if !(tau > 0.0 && tau < 1.0) {
-                    return Err(Error::config(
-                        "tau",
-                        tau,
-                        "a number strictly between 0 and 1",
-                    ));
-                }
-            }
-        }
-        if !(0.0..=1.0).contains(&self.momentum) {
-            return Err(Error::config(
-                "momentum",
-                self.momentum,
-                "a number in [0, 1]",
-            ));
-        }
-        crate::error::ensure_positive("epsilon", self.epsilon)
+        check_mlp_sizes(self.input_dim, self.latent_dim, &self.hidden)?;
+        self.scale.validate()?;
+        check_batch_statistics(self.momentum, self.epsilon)
     }
 
     /// Builds the model.
@@ -120,15 +122,15 @@ impl BnVaeConfig {
     pub fn init(&self, device: &Device) -> crate::Result<BnVae> {
         self.validate()?;
         let n = self.latent_dim;
-        let (trunk, width) = mlp_trunk(self.input_dim, &self.hidden, self.activation, device)?;
-        let head = BnGaussianHead::new(width, n, self.scale, self.momentum, self.epsilon, device)?;
-        let decoder =
-            BernoulliMlpDecoder::new(n, &self.hidden, self.input_dim, self.activation, device)?;
-        Ok(Vae::new(
-            MlpEncoder::new(trunk, head)?,
-            decoder,
+        bernoulli_mlp_vae(
+            self.input_dim,
+            &self.hidden,
+            self.activation,
+            n,
+            |width| BnGaussianHead::new(width, n, self.scale, self.momentum, self.epsilon, device),
             StdNormal::new(n)?,
-        ))
+            device,
+        )
     }
 }
 
@@ -173,11 +175,10 @@ impl BnGaussianHead {
         epsilon: f64,
         device: &Device,
     ) -> crate::Result<Self> {
-        BnVaeConfig::new(d_features, latent_dim)
-            .with_scale(scale)
-            .with_momentum(momentum)
-            .with_epsilon(epsilon)
-            .validate()?;
+        ensure_nonzero("d_features", d_features)?;
+        ensure_nonzero("latent_dim", latent_dim)?;
+        scale.validate()?;
+        check_batch_statistics(momentum, epsilon)?;
         let n = latent_dim;
         let norm = || {
             let mut bn = BatchNormConfig::new(n)

@@ -6,7 +6,8 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::{BernoulliMlpDecoder, MlpEncoder, Vae, mlp_trunk};
+use super::mlp_encoder::{bernoulli_mlp_vae, check_mlp_sizes};
+use super::{BernoulliMlpDecoder, MlpEncoder, Vae};
 use crate::distributions::{DiagNormal, StdNormal};
 use crate::error::ensure_nonzero;
 use crate::nn::Activation;
@@ -50,12 +51,7 @@ impl GaussianVaeConfig {
 
     /// Checks that every size is at least 1.
     pub fn validate(&self) -> crate::Result<()> {
-        ensure_nonzero("input_dim", self.input_dim)?;
-        ensure_nonzero("latent_dim", self.latent_dim)?;
-        for &h in &self.hidden {
-            ensure_nonzero("hidden", h)?;
-        }
-        Ok(())
+        check_mlp_sizes(self.input_dim, self.latent_dim, &self.hidden)
     }
 
     /// Builds the model.
@@ -64,16 +60,16 @@ impl GaussianVaeConfig {
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) as [`validate`](Self::validate).
     pub fn init(&self, device: &Device) -> crate::Result<GaussianVae> {
         self.validate()?;
-        let (trunk, width) = mlp_trunk(self.input_dim, &self.hidden, self.activation, device)?;
-        let encoder = MlpEncoder::new(trunk, GaussianHead::new(width, self.latent_dim, device)?)?;
-        let decoder = BernoulliMlpDecoder::new(
-            self.latent_dim,
-            &self.hidden,
+        let n = self.latent_dim;
+        bernoulli_mlp_vae(
             self.input_dim,
+            &self.hidden,
             self.activation,
+            n,
+            |width| GaussianHead::new(width, n, device),
+            StdNormal::new(n)?,
             device,
-        )?;
-        Ok(Vae::new(encoder, decoder, StdNormal::new(self.latent_dim)?))
+        )
     }
 }
 

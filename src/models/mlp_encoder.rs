@@ -4,6 +4,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
+use super::Vae;
 use crate::distributions::Bernoulli;
 use crate::error::ensure_nonzero;
 use crate::nn::{Activation, Mlp, MlpConfig};
@@ -92,6 +93,35 @@ pub(crate) fn check_flat_input(context: &str, x: &Tensor<2>, width: usize) -> Re
         ));
     }
     Ok(())
+}
+
+/// Checks the sizes every MLP VAE config shares: a non-zero data width, latent width and
+/// hidden widths.
+pub(crate) fn check_mlp_sizes(input_dim: usize, latent_dim: usize, hidden: &[usize]) -> Result<()> {
+    ensure_nonzero("input_dim", input_dim)?;
+    ensure_nonzero("latent_dim", latent_dim)?;
+    for &h in hidden {
+        ensure_nonzero("hidden", h)?;
+    }
+    Ok(())
+}
+
+/// An MLP VAE for binary data: the trunk `input_dim → hidden…`, the head that
+/// `make_head(trunk width)` builds, and the Bernoulli decoder
+/// `latent_dim → hidden (reversed)… → input_dim`.
+pub(crate) fn bernoulli_mlp_vae<H: PosteriorHead, P>(
+    input_dim: usize,
+    hidden: &[usize],
+    activation: Activation,
+    latent_dim: usize,
+    make_head: impl FnOnce(usize) -> Result<H>,
+    prior: P,
+    device: &Device,
+) -> Result<Vae<MlpEncoder<H>, BernoulliMlpDecoder, P>> {
+    let (trunk, width) = mlp_trunk(input_dim, hidden, activation, device)?;
+    let encoder = MlpEncoder::new(trunk, make_head(width)?)?;
+    let decoder = BernoulliMlpDecoder::new(latent_dim, hidden, input_dim, activation, device)?;
+    Ok(Vae::new(encoder, decoder, prior))
 }
 
 /// An MLP trunk `d_in → hidden…` with the activation after every layer, and the width of

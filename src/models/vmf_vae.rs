@@ -7,7 +7,8 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation};
 
-use super::{BernoulliMlpDecoder, MlpEncoder, Vae, mlp_trunk};
+use super::mlp_encoder::{bernoulli_mlp_vae, check_mlp_sizes};
+use super::{BernoulliMlpDecoder, MlpEncoder, Vae};
 use crate::distributions::{UniformSphere, VonMisesFisher};
 use crate::error::{ensure_nonzero, ensure_positive};
 use crate::nn::Activation;
@@ -26,6 +27,28 @@ pub enum VmfKappa {
     /// κ per example from the encoder, `κ = softplus(·) + 1` (Davidson et al. 2018);
     /// gradients reach κ through the sample and the KL.
     Learned,
+}
+
+impl VmfKappa {
+    /// Checks that a fixed κ is positive and finite (NaN-proof).
+    pub fn validate(&self) -> crate::Result<()> {
+        match *self {
+            VmfKappa::Fixed(k) => ensure_positive("kappa", k),
+            VmfKappa::Learned => Ok(()),
+        }
+    }
+}
+
+/// Checks that a latent of width `latent_dim` can live on a sphere: `S^{d−1}` needs `d ≥ 2`.
+fn check_sphere_dim(latent_dim: usize) -> crate::Result<()> {
+    if latent_dim < 2 {
+        return Err(crate::Error::config(
+            "latent_dim",
+            latent_dim,
+            "at least 2 (the sphere S^{d-1} in R^d)",
+        ));
+    }
+    Ok(())
 }
 
 /// Configuration of a [`VmfVae`].
@@ -61,21 +84,9 @@ pub struct VmfVaeConfig {
 impl VmfVaeConfig {
     /// Checks sizes (`latent_dim ≥ 2`) and a fixed κ > 0 (NaN-proof).
     pub fn validate(&self) -> crate::Result<()> {
-        ensure_nonzero("input_dim", self.input_dim)?;
-        if self.latent_dim < 2 {
-            return Err(crate::Error::config(
-                "latent_dim",
-                self.latent_dim,
-                "at least 2 (the sphere S^{d-1} in R^d)",
-            ));
-        }
-        for &h in &self.hidden {
-            ensure_nonzero("hidden", h)?;
-        }
-        if let VmfKappa::Fixed(k) = self.kappa {
-            ensure_positive("kappa", k)?;
-        }
-        Ok(())
+        check_mlp_sizes(self.input_dim, self.latent_dim, &self.hidden)?;
+        check_sphere_dim(self.latent_dim)?;
+        self.kappa.validate()
     }
 
     /// Builds the model.
@@ -85,15 +96,15 @@ impl VmfVaeConfig {
     pub fn init(&self, device: &Device) -> crate::Result<VmfVae> {
         self.validate()?;
         let d = self.latent_dim;
-        let (trunk, width) = mlp_trunk(self.input_dim, &self.hidden, self.activation, device)?;
-        let head = VmfHead::new(width, d, self.kappa, device)?;
-        let decoder =
-            BernoulliMlpDecoder::new(d, &self.hidden, self.input_dim, self.activation, device)?;
-        Ok(Vae::new(
-            MlpEncoder::new(trunk, head)?,
-            decoder,
+        bernoulli_mlp_vae(
+            self.input_dim,
+            &self.hidden,
+            self.activation,
+            d,
+            |width| VmfHead::new(width, d, self.kappa, device),
             UniformSphere::new(d)?,
-        ))
+            device,
+        )
     }
 }
 
@@ -121,9 +132,9 @@ impl VmfHead {
         kappa: VmfKappa,
         device: &Device,
     ) -> crate::Result<Self> {
-        VmfVaeConfig::new(d_features, latent_dim)
-            .with_kappa(kappa)
-            .validate()?;
+        ensure_nonzero("d_features", d_features)?;
+        check_sphere_dim(latent_dim)?;
+        kappa.validate()?;
         Ok(Self {
             direction: LinearConfig::new(d_features, latent_dim).init(device),
             kappa: match kappa {
