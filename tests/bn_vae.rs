@@ -1,8 +1,11 @@
 //! BN-VAE: the KL floor holds at every training step, and bad scales are errors.
 
+mod common;
+
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
+use common::host;
 use elbo::data::{Binarization, ImageData, Images, TrainData, shuffled_batches};
 use elbo::models::{BnScale, BnVae, BnVaeConfig};
 use elbo::objective::ElboObjective;
@@ -33,15 +36,6 @@ fn bn_ratio(vae: &BnVae, x: &Tensor<2>, second: bool, n: usize) -> Vec<f64> {
     v.iter().map(|&v| v as f64 / (v as f64 + EPS)).collect()
 }
 
-fn to_vec(t: Tensor<1>) -> Vec<f64> {
-    t.detach()
-        .try_into_vec_as::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect()
-}
-
 /// Trains for `steps` steps and checks at each that the batch-mean KL is at least the
 /// analytic floor computed with BN's realised variance ratio. Returns the last KL.
 fn check_floor_over_training(scale: BnScale, steps: usize) -> f64 {
@@ -65,7 +59,7 @@ fn check_floor_over_training(scale: BnScale, steps: usize) -> f64 {
             }
             let x = data.batch(&idx, &mut rng, &device).unwrap();
             let (gamma_mu, gamma_sigma) = vae.encoder.head.scales();
-            let (gamma_mu, gamma_sigma) = (to_vec(gamma_mu), to_vec(gamma_sigma));
+            let (gamma_mu, gamma_sigma) = (host(&gamma_mu), host(&gamma_sigma));
             let r_mu = bn_ratio(&vae, &x, false, n);
             let floor: f64 = match scale {
                 // ½ Σ_d γ² r_d: the mean's second moment alone (β² and the σ terms are ≥ 0).
@@ -126,14 +120,14 @@ fn learned_split_scales_sum_to_one_and_respect_tau() {
         .init(&device)
         .unwrap();
     let (mu, sigma) = vae.encoder.head.scales();
-    for (m, s) in to_vec(mu).into_iter().zip(to_vec(sigma)) {
+    for (m, s) in host(&mu).into_iter().zip(host(&sigma)) {
         assert!((m * m + s * s - 1.0).abs() < 1e-6);
         assert!(m * m >= 0.3 - 1e-6);
     }
     // Inference mode (running statistics) gives finite posteriors.
     let valid = vae.valid();
     let terms = valid.elbo(&Tensor::<2>::ones([2, 4], &device)).unwrap();
-    assert!(to_vec(terms.elbo()).iter().all(|v| v.is_finite()));
+    assert!(host(&terms.elbo()).iter().all(|v| v.is_finite()));
 }
 
 #[test]

@@ -2,22 +2,16 @@
 //! decoder's likelihood against the same reference, padding invariance, generation, and a
 //! sentence VAE that learns.
 
+mod common;
+
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use common::host;
 use elbo::data::{CharVocab, SentenceData, TokenBatch, read_sentences};
 use elbo::models::{BnScale, LstmDecoder, TextVaeConfig, VmfKappa};
 use elbo::nn::{Lstm, LstmConfig};
 use elbo::objective::{ElboObjective, Objective};
 use elbo::train::{FitConfig, fit};
 use elbo::{Batch, Decoder, Distribution, Encoder, Error, LatentVariableModel};
-
-fn host<const D: usize>(t: &Tensor<D>) -> Vec<f64> {
-    t.clone()
-        .try_into_vec_as::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect()
-}
 
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())

@@ -5,7 +5,10 @@
 // The reference tables keep mpmath's 17 printed digits.
 #![allow(clippy::excessive_precision)]
 
+mod common;
+
 use burn::tensor::{Device, Tensor, TensorData};
+use common::{ExactCdf, host, mean_and_sd};
 use elbo::distributions::{UniformSphere, VonMisesFisher, vmf_log_normalizer};
 use elbo::math::{bessel_ratio, lgamma, log_bessel_i};
 use elbo::{Distribution, Error, KlDivergence, Prior};
@@ -174,41 +177,6 @@ fn direction(d: usize) -> Vec<f64> {
     v.into_iter().map(|x| x / n).collect()
 }
 
-/// The exact CDF of u = 1 − w, with density ∝ e^{−κu} (u(2 − u))^{(d−3)/2} on [0, 2],
-/// by the trapezoid rule on a geometric grid from 1e-14 to 2 (200,001 points, ratio
-/// 1 + 1.6e-4 between neighbours: far finer than the KS resolution).
-fn exact_cdf(d: usize, k: f64) -> (Vec<f64>, Vec<f64>) {
-    let n = 200_001;
-    let (lo, hi) = (1e-14f64, 2.0f64);
-    let grid: Vec<f64> = (0..n)
-        .map(|i| lo * (hi / lo).powf(i as f64 / (n - 1) as f64))
-        .collect();
-    let log_f: Vec<f64> = grid
-        .iter()
-        .map(|&u| -k * u + (d as f64 - 3.0) / 2.0 * (u * (2.0 - u)).max(1e-300).ln())
-        .collect();
-    let max = log_f.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let f: Vec<f64> = log_f.iter().map(|l| (l - max).exp()).collect();
-    let mut cdf = vec![0.0; n];
-    for i in 1..n {
-        cdf[i] = cdf[i - 1] + 0.5 * (f[i] + f[i - 1]) * (grid[i] - grid[i - 1]);
-    }
-    let total = cdf[n - 1];
-    (grid, cdf.into_iter().map(|c| c / total).collect())
-}
-
-fn cdf_at(grid: &[f64], cdf: &[f64], u: f64) -> f64 {
-    match grid.binary_search_by(|g| g.partial_cmp(&u).unwrap()) {
-        Ok(i) => cdf[i],
-        Err(0) => 0.0,
-        Err(i) if i >= grid.len() => 1.0,
-        Err(i) => {
-            let t = (u - grid[i - 1]) / (grid[i] - grid[i - 1]);
-            cdf[i - 1] + t * (cdf[i] - cdf[i - 1])
-        }
-    }
-}
-
 #[test]
 fn sampler_matches_the_exact_w_marginal_and_mean() {
     // n = 4000 draws per (d, κ), host seed 2024; KS at α = 0.001 (D_crit = 1.949/√n);
@@ -243,8 +211,7 @@ fn sampler_matches_the_exact_w_marginal_and_mean() {
                 }
             }
             // E[μᵀz] = A_d(κ)
-            let mean = w.iter().sum::<f64>() / n as f64;
-            let sd = (w.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+            let (mean, sd) = mean_and_sd(&w);
             let a = bessel_ratio(d, k);
             assert!(
                 (mean - a).abs() <= 4.0 * sd / (n as f64).sqrt() + 1e-6,
@@ -257,20 +224,11 @@ fn sampler_matches_the_exact_w_marginal_and_mean() {
                 (z0 - a * mu_host[0]).abs() < 4.0 / (n as f64).sqrt(),
                 "d {d}, κ {k}: E[z_0] {z0}"
             );
-            // KS test of u = 1 − w against the exact CDF.
-            let (grid, cdf) = exact_cdf(d, k);
-            let mut u: Vec<f64> = w.iter().map(|w| 1.0 - w).collect();
-            u.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            let ks = u
-                .iter()
-                .enumerate()
-                .map(|(i, &x)| {
-                    let f = cdf_at(&grid, &cdf, x);
-                    (f - i as f64 / n as f64)
-                        .abs()
-                        .max(((i + 1) as f64 / n as f64 - f).abs())
-                })
-                .fold(0.0, f64::max);
+            // KS test of u = 1 − w against the exact CDF: density ∝ e^{−κu} (u(2 − u))^{(d−3)/2}.
+            let exact = ExactCdf::new(|u| {
+                -k * u + (d as f64 - 3.0) / 2.0 * (u * (2.0 - u)).max(1e-300).ln()
+            });
+            let ks = exact.ks_statistic(&w);
             assert!(
                 ks < 1.949 / (n as f64).sqrt(),
                 "d {d}, κ {k}: KS statistic {ks}"
@@ -289,15 +247,9 @@ fn kl_to_uniform_matches_monte_carlo_and_entropy_is_consistent() {
     let q = VonMisesFisher::new(mu, Tensor::full([n], k, &device)).unwrap();
     let prior = UniformSphere::new(d).unwrap();
     let z = q.sample_with_rng(&mut StdRng::seed_from_u64(5));
-    let mc: Vec<f64> = (q.log_prob(&z) - prior.log_prob(&z))
-        .try_into_vec_as::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect();
-    let mean = mc.iter().sum::<f64>() / n as f64;
-    let se =
-        (mc.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64 / n as f64).sqrt();
+    let mc = host(&(q.log_prob(&z) - prior.log_prob(&z)));
+    let (mean, sd) = mean_and_sd(&mc);
+    let se = sd / (n as f64).sqrt();
     let kl = q.kl(&prior).narrow(0, 0, 1).into_scalar::<f32>() as f64;
     assert!((mean - kl).abs() < 4.0 * se, "KL {kl} vs MC {mean} ± {se}");
     // H = ln|S| − KL for the uniform reference.
@@ -502,8 +454,7 @@ fn sampler_on_the_circle_has_the_right_mean() {
                 0.6 * row[0] as f64 - 0.8 * row[1] as f64
             })
             .collect();
-        let mean = w.iter().sum::<f64>() / n as f64;
-        let sd = (w.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+        let (mean, sd) = mean_and_sd(&w);
         let a = bessel_ratio(2, k);
         assert!(
             (mean - a).abs() <= 4.0 * sd / (n as f64).sqrt() + 1e-6,
