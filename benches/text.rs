@@ -8,16 +8,16 @@
 //! Reads `../shared/data/fortune-sentences` (or `$ELBO_TEXT_DIR`). Every timed closure ends
 //! on a device sync (`into_scalar` or a host read).
 
+mod common;
+
 use std::path::PathBuf;
 
-use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::Device;
+use common::bench_train_step;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use elbo::LatentVariableModel;
 use elbo::data::{CharVocab, SentenceData, TokenBatch, TrainData, read_sentences};
 use elbo::models::{BnScale, TextVaeConfig};
-use elbo::objective::{ElboObjective, LikelihoodConfig, log_likelihood};
+use elbo::objective::{LikelihoodConfig, log_likelihood};
 use rand::SeedableRng;
 
 fn data_dir() -> PathBuf {
@@ -48,36 +48,19 @@ fn batches(data: &SentenceData, device: &Device) -> Vec<TokenBatch> {
         .collect()
 }
 
-fn bench_step<M>(c: &mut Criterion, name: &str, model: M, batches: &[TokenBatch])
-where
-    M: Module + LatentVariableModel<Input = TokenBatch>,
-{
-    let mut model = Some(model);
-    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
-    let objective = ElboObjective::default();
-    let mut i = 0;
-    c.bench_function(&format!("text/train_step/batch32/{name}"), |b| {
-        b.iter(|| {
-            let m = model.take().unwrap();
-            let x = &batches[i % batches.len()];
-            i += 1;
-            let loss = objective.loss(&m.elbo(x).unwrap(), 0);
-            let grads = GradientsParams::from_grads(loss.backward(), &m);
-            let m = optimizer.step(1e-3, m, grads);
-            let _: f32 = loss.into_scalar();
-            model = Some(m);
-        })
-    });
-}
-
 fn train_steps(c: &mut Criterion) {
     let device = Device::flex().autodiff();
     let (config, data) = setup();
     let batches = batches(&data, &device);
-    bench_step(c, "gaussian", config.gaussian(&device).unwrap(), &batches);
-    bench_step(
+    bench_train_step(
         c,
-        "bn_fixed_gamma",
+        "text/train_step/batch32/gaussian",
+        config.gaussian(&device).unwrap(),
+        &batches,
+    );
+    bench_train_step(
+        c,
+        "text/train_step/batch32/bn_fixed_gamma",
         config.bn(BnScale::Fixed(0.6), &device).unwrap(),
         &batches,
     );

@@ -10,17 +10,19 @@
 //! Reads `../shared/data/mnist-10k` (or `$ELBO_MNIST_DIR`). Every timed closure ends on a
 //! device sync (`into_scalar`) so that asynchronous backends are timed honestly.
 
+mod common;
+
 use std::path::PathBuf;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution as TensorDistribution, Tensor};
+use common::bench_train_step;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use elbo::Distribution;
 use elbo::data::{Binarization, ImageData, Images, TrainData};
 use elbo::distributions::{DiagNormal, PowerSpherical, VonMisesFisher};
 use elbo::models::{BnScale, BnVaeConfig, GaussianVaeConfig, VmfKappa, VmfVaeConfig};
-use elbo::objective::{ElboObjective, LikelihoodConfig, log_likelihood};
-use elbo::{Distribution, LatentVariableModel};
+use elbo::objective::{LikelihoodConfig, log_likelihood};
 use rand::SeedableRng;
 
 fn device() -> Device {
@@ -52,39 +54,20 @@ fn train_batches(device: &Device) -> Vec<Tensor<2>> {
         .collect()
 }
 
-/// Times forward, backward and an Adam step of `model` on rotating batches.
-fn bench_train_step<M>(c: &mut Criterion, name: &str, model: M, batches: &[Tensor<2>])
-where
-    M: Module + LatentVariableModel<Input = Tensor<2>>,
-{
-    let mut model = Some(model);
-    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
-    let objective = ElboObjective::default();
-    let mut i = 0;
-    c.bench_function(&format!("train_step/batch128/{name}"), |b| {
-        b.iter(|| {
-            let m = model.take().unwrap();
-            let x = &batches[i % batches.len()];
-            i += 1;
-            let loss = objective.loss(&m.elbo(x).unwrap(), 0);
-            let grads = GradientsParams::from_grads(loss.backward(), &m);
-            let m = optimizer.step(1e-3, m, grads);
-            // Sync on the loss of the step just taken.
-            let _: f32 = loss.into_scalar();
-            model = Some(m);
-        })
-    });
-}
-
 fn train_steps(c: &mut Criterion) {
     let train = device().autodiff();
     let batches = train_batches(&train);
     let g = GaussianVaeConfig::mnist_mlp();
-    bench_train_step(c, "gaussian", g.init(&train).unwrap(), &batches);
+    bench_train_step(
+        c,
+        "train_step/batch128/gaussian",
+        g.init(&train).unwrap(),
+        &batches,
+    );
     let bn = BnVaeConfig::new(784, 20);
     bench_train_step(
         c,
-        "bn_fixed_gamma",
+        "train_step/batch128/bn_fixed_gamma",
         bn.clone()
             .with_scale(BnScale::Fixed(0.5))
             .init(&train)
@@ -93,7 +76,7 @@ fn train_steps(c: &mut Criterion) {
     );
     bench_train_step(
         c,
-        "bn_learned_split",
+        "train_step/batch128/bn_learned_split",
         bn.with_scale(BnScale::LearnedSplit(0.5))
             .init(&train)
             .unwrap(),
@@ -102,7 +85,7 @@ fn train_steps(c: &mut Criterion) {
     let vmf = VmfVaeConfig::new(784, 20);
     bench_train_step(
         c,
-        "vmf_fixed_kappa",
+        "train_step/batch128/vmf_fixed_kappa",
         vmf.clone()
             .with_kappa(VmfKappa::Fixed(20.0))
             .init(&train)
@@ -111,7 +94,7 @@ fn train_steps(c: &mut Criterion) {
     );
     bench_train_step(
         c,
-        "vmf_learned_kappa",
+        "train_step/batch128/vmf_learned_kappa",
         vmf.with_kappa(VmfKappa::Learned).init(&train).unwrap(),
         &batches,
     );

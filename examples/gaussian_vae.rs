@@ -12,14 +12,15 @@
 //! `t10k-images-binarized-seed1234-idx3-ubyte.gz`. The last line printed is
 //! `test NLL (K=<k>): <x> nats (± <se>)`.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::Device;
-use elbo::data::{Binarization, ImageData, Images};
+use elbo::data::{Binarization, ImageData};
 use elbo::models::GaussianVaeConfig;
-use elbo::objective::{ElboObjective, LikelihoodConfig, Objective, elbo_estimate, log_likelihood};
+use elbo::objective::{ElboObjective, Objective};
 use elbo::train::{FitConfig, fit};
 
 const USAGE: &str =
@@ -97,46 +98,13 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn device(name: &str) -> Result<Device, String> {
-    match name {
-        "flex" => Ok(Device::flex()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Device::wgpu(Default::default())),
-        other => Err(format!(
-            "unknown device {other:?}: use flex{}",
-            if cfg!(feature = "wgpu") {
-                " or wgpu"
-            } else {
-                " (build with --features wgpu for wgpu)"
-            }
-        )),
-    }
-}
-
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = run(args) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    common::main_with(USAGE, parse_args, run);
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let device = device(&args.device)?;
-    let train = Images::load(args.data.join("train-images-idx3-ubyte.gz"))?;
-    let test = Images::load(
-        args.data
-            .join("t10k-images-binarized-seed1234-idx3-ubyte.gz"),
-    )?;
+    let device = common::device(&args.device)?;
+    let (train, test) = common::load_mnist(&args.data)?;
     let (h, w) = (train.rows, train.cols);
     println!(
         "data: {} training images ({h}×{w}, dynamically binarised), {} test images (fixed binarisation), device {}",
@@ -167,27 +135,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("trained {} epochs in {train_seconds:.1} s", args.epochs);
 
     let model = model.valid();
-    let x_test = test.to_tensor(test.binary()?, &device)?;
-    device.seed(args.seed.wrapping_add(2));
-    let elbo = elbo_estimate(&model, &x_test, 500)?;
-    println!(
-        "test -ELBO (1 sample): {:.3} nats (± {:.3})",
-        -elbo.mean, elbo.std_error
-    );
-
-    std::fs::create_dir_all(&args.out)?;
-    let samples = model.generate(64, &device);
-    elbo::image::save_grid(args.out.join("samples.png"), samples, h, w, 8)?;
-    let originals = x_test.clone().narrow(0, 0, 32);
-    let recon = model.reconstruct(&originals)?;
-    elbo::image::save_reconstructions(
-        args.out.join("reconstructions.png"),
-        originals,
-        recon,
-        h,
-        w,
-        4,
-    )?;
+    let x_test = common::elbo_and_pictures(&model, &test, &args.out, args.seed, &device)?;
     let mut paths = Vec::new();
     for i in 0..8 {
         let a = x_test.clone().narrow(0, 2 * i, 1);
@@ -201,18 +149,5 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.out.display()
     );
 
-    let started = Instant::now();
-    let ll = log_likelihood(&model, &x_test, &LikelihoodConfig::new(args.k))?;
-    let eval_seconds = started.elapsed().as_secs_f64();
-    println!(
-        "evaluated {} test images at K={} in {eval_seconds:.1} s ({:.1} images/s)",
-        test.count,
-        args.k,
-        test.count as f64 / eval_seconds
-    );
-    println!(
-        "test NLL (K={}): {:.3} nats (± {:.3})",
-        args.k, -ll.mean, ll.std_error
-    );
-    Ok(())
+    common::report_nll(&model, &x_test, args.k)
 }

@@ -13,6 +13,8 @@
 //! the folder must hold `train.txt` and `test.txt`, one sentence per line. The last line
 //! printed is `test NLL (K=<k>): <x> nats/sentence (± <se>)  PPL <p>  KL <kl>  MI <mi>  AU <a>/<d>`.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -113,37 +115,8 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn device(name: &str) -> Result<Device, String> {
-    match name {
-        "flex" => Ok(Device::flex()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Device::wgpu(Default::default())),
-        other => Err(format!(
-            "unknown device {other:?}: use flex{}",
-            if cfg!(feature = "wgpu") {
-                " or wgpu"
-            } else {
-                " (build with --features wgpu for wgpu)"
-            }
-        )),
-    }
-}
-
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = run(args) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    common::main_with(USAGE, parse_args, run);
 }
 
 /// Everything the example needs, loaded once.
@@ -157,7 +130,7 @@ struct Setup {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let device = device(&args.device)?;
+    let device = common::device(&args.device)?;
     let max_chars = 64;
     let train_text = read_sentences(args.data.join("train.txt"), max_chars)?;
     let mut test_text = read_sentences(args.data.join("test.txt"), max_chars)?;

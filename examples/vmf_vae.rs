@@ -11,14 +11,15 @@
 //! is the ambient dimension `d` of the sphere `S^{d−1}` (at least 2). The last line printed
 //! is `test NLL (K=<k>): <x> nats (± <se>)`.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::Device;
-use elbo::data::{Binarization, ImageData, Images};
+use elbo::data::{Binarization, ImageData};
 use elbo::models::{VmfKappa, VmfVaeConfig};
-use elbo::objective::{LikelihoodConfig, elbo_estimate, log_likelihood};
 use elbo::train::{FitConfig, fit};
 
 const USAGE: &str = "usage: vmf_vae [--data DIR] [--epochs N] [--batch-size N] [--latent N]
@@ -79,30 +80,12 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = run(args) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    common::main_with(USAGE, parse_args, run);
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::flex();
-    let train = Images::load(args.data.join("train-images-idx3-ubyte.gz"))?;
-    let test = Images::load(
-        args.data
-            .join("t10k-images-binarized-seed1234-idx3-ubyte.gz"),
-    )?;
-    let (h, w) = (train.rows, train.cols);
+    let (train, test) = common::load_mnist(&args.data)?;
     println!(
         "data: {} training images, {} test images; latents on S^{} (kappa {:?})",
         train.count,
@@ -128,48 +111,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let model = model.valid();
-    let x_test = test.to_tensor(test.binary()?, &device)?;
-    device.seed(args.seed.wrapping_add(2));
-    let elbo = elbo_estimate(&model, &x_test, 500)?;
-    println!(
-        "test -ELBO (1 sample): {:.3} nats (± {:.3})",
-        -elbo.mean, elbo.std_error
-    );
-
-    std::fs::create_dir_all(&args.out)?;
-    elbo::image::save_grid(
-        args.out.join("samples.png"),
-        model.generate(64, &device),
-        h,
-        w,
-        8,
-    )?;
-    let originals = x_test.clone().narrow(0, 0, 32);
-    let recon = model.reconstruct(&originals)?;
-    elbo::image::save_reconstructions(
-        args.out.join("reconstructions.png"),
-        originals,
-        recon,
-        h,
-        w,
-        4,
-    )?;
+    let x_test = common::elbo_and_pictures(&model, &test, &args.out, args.seed, &device)?;
     println!(
         "wrote samples.png, reconstructions.png to {}",
         args.out.display()
     );
-
-    let started = Instant::now();
-    let ll = log_likelihood(&model, &x_test, &LikelihoodConfig::new(args.k))?;
-    println!(
-        "evaluated {} test images at K={} in {:.1} s",
-        test.count,
-        args.k,
-        started.elapsed().as_secs_f64()
-    );
-    println!(
-        "test NLL (K={}): {:.3} nats (± {:.3})",
-        args.k, -ll.mean, ll.std_error
-    );
-    Ok(())
+    common::report_nll(&model, &x_test, args.k)
 }
