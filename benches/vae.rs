@@ -12,51 +12,19 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use burn::module::Module;
-use burn::tensor::{Device, Distribution as TensorDistribution, Tensor};
-use common::bench_train_step;
+use burn::tensor::{Distribution as TensorDistribution, Tensor};
+use common::{bench_train_step, device, mnist_dir, mnist_train_batches};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use elbo::Distribution;
-use elbo::data::{Binarization, ImageData, Images, TrainData};
+use elbo::data::Images;
 use elbo::distributions::{DiagNormal, PowerSpherical, VonMisesFisher};
 use elbo::models::{BnScale, BnVaeConfig, GaussianVaeConfig, VmfKappa, VmfVaeConfig};
 use elbo::objective::{LikelihoodConfig, log_likelihood};
-use rand::SeedableRng;
-
-fn device() -> Device {
-    match std::env::var("ELBO_BENCH_DEVICE").as_deref() {
-        #[cfg(feature = "wgpu")]
-        Ok("wgpu") => Device::wgpu(Default::default()),
-        Ok("flex") | Err(_) => Device::flex(),
-        Ok(other) => panic!("ELBO_BENCH_DEVICE={other}: use flex or wgpu (with --features wgpu)"),
-    }
-}
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("ELBO_MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist-10k")
-        })
-}
-
-fn train_batches(device: &Device) -> Vec<Tensor<2>> {
-    let images = Images::load(data_dir().join("train-images-idx3-ubyte.gz")).expect("MNIST data");
-    let data = ImageData::new(images, Binarization::Dynamic);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(123);
-    (0..16)
-        .map(|i| {
-            let idx: Vec<usize> = (0..128).map(|j| (i * 997 + j * 31) % data.len()).collect();
-            data.batch(&idx, &mut rng, device).unwrap()
-        })
-        .collect()
-}
 
 fn train_steps(c: &mut Criterion) {
     let train = device().autodiff();
-    let batches = train_batches(&train);
+    let batches = mnist_train_batches(&train, 128);
     let g = GaussianVaeConfig::mnist_mlp();
     bench_train_step(
         c,
@@ -102,7 +70,7 @@ fn train_steps(c: &mut Criterion) {
 
 fn importance_sampling(c: &mut Criterion) {
     let device = device();
-    let test = Images::load(data_dir().join("t10k-images-binarized-seed1234-idx3-ubyte.gz"))
+    let test = Images::load(mnist_dir().join("t10k-images-binarized-seed1234-idx3-ubyte.gz"))
         .expect("MNIST data");
     let n = 50;
     let x = test.slice(0, n).unwrap();

@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! cargo run --release --example gaussian_vae -- [--data DIR] [--epochs N] [--batch-size N]
-//!     [--latent N] [--lr X] [--seed N] [--k N] [--iwae K] [--beta X] [--warmup STEPS]
-//!     [--free-bits X] [--out DIR] [--checkpoint DIR] [--resume] [--device flex|wgpu]
+//!     [--latent N] [--lr X] [--seed N] [--k N] [--test-count N] [--iwae K] [--beta X]
+//!     [--warmup STEPS] [--free-bits X] [--out DIR] [--checkpoint DIR] [--resume]
+//!     [--device flex|wgpu]
 //! ```
 //! `--data` defaults to `../shared/data/mnist-10k` (relative to the project root); the
 //! folder must hold `train-images-idx3-ubyte.gz` and
@@ -25,10 +26,10 @@ use elbo::train::{FitConfig, fit};
 
 const USAGE: &str =
     "usage: gaussian_vae [--data DIR] [--epochs N] [--batch-size N] [--latent N] [--lr X]
-       [--seed N] [--k N] [--iwae K] [--beta X] [--warmup STEPS] [--free-bits X]
+       [--seed N] [--k N] [--test-count N] [--iwae K] [--beta X] [--warmup STEPS] [--free-bits X]
        [--out DIR] [--checkpoint DIR] [--resume] [--device flex|wgpu]
 defaults: --data ../shared/data/mnist-10k --epochs 10 --batch-size 128 --latent 20 --lr 1e-3
-          --seed 0 --k 1000 --out out/gaussian_vae (ELBO objective, beta 1, no warm-up)";
+          --seed 0 --k 1000 --test-count 2000 --out out/gaussian_vae (ELBO objective, beta 1, no warm-up)";
 
 struct Args {
     data: PathBuf,
@@ -38,6 +39,7 @@ struct Args {
     lr: f64,
     seed: u64,
     k: usize,
+    test_count: usize,
     iwae: Option<usize>,
     beta: f64,
     warmup: usize,
@@ -57,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
         lr: 1e-3,
         seed: 0,
         k: 1000,
+        test_count: 2000,
         iwae: None,
         beta: 1.0,
         warmup: 0,
@@ -85,6 +88,7 @@ fn parse_args() -> Result<Args, String> {
             "--lr" => args.lr = value.parse().map_err(|e| bad(&e))?,
             "--seed" => args.seed = value.parse().map_err(|e| bad(&e))?,
             "--k" => args.k = value.parse().map_err(|e| bad(&e))?,
+            "--test-count" => args.test_count = value.parse().map_err(|e| bad(&e))?,
             "--iwae" => args.iwae = Some(value.parse().map_err(|e| bad(&e))?),
             "--beta" => args.beta = value.parse().map_err(|e| bad(&e))?,
             "--warmup" => args.warmup = value.parse().map_err(|e| bad(&e))?,
@@ -125,6 +129,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             beta: args.beta,
             free_bits: args.free_bits,
             warmup_steps: args.warmup,
+            ..ElboObjective::default()
         }),
     };
     device.seed(args.seed);
@@ -149,5 +154,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.out.display()
     );
 
-    common::report_nll(&model, &x_test, args.k)
+    // The NLL on the first `--test-count` test images (all 2000 by default).
+    let n_test = args.test_count.clamp(1, x_test.dims()[0]);
+    common::report_nll(&model, &x_test.narrow(0, 0, n_test), args.k)
 }

@@ -181,6 +181,9 @@ pub struct EpochRecord {
     pub neg_bound: f64,
     /// Mean KL summed over groups, in nats (0 for the IWAE objective).
     pub kl: f64,
+    /// Mean KL of each latent group, in nats (empty for the IWAE objective).
+    #[serde(default)]
+    pub kl_groups: Vec<f64>,
     /// Learning rate at the epoch's last step.
     pub learning_rate: f64,
     /// Wall time of the epoch, in seconds.
@@ -284,6 +287,7 @@ where
         let batches = shuffled_batches(data.len(), config.batch_size, &mut rng);
         let bar = progress_bar(config.progress, batches.len(), epoch + 1, config.epochs);
         let (mut sum_loss, mut sum_bound, mut sum_kl, mut seen) = (0.0, 0.0, 0.0, 0usize);
+        let mut sum_kl_groups: Vec<f64> = Vec::new();
         let mut lr = config.learning_rate;
         for (step, indices) in batches.iter().enumerate() {
             let global_step = epoch * steps_per_epoch + step;
@@ -309,6 +313,13 @@ where
             sum_loss += loss * n as f64;
             sum_bound += bound * n as f64;
             sum_kl += out.kl.into_scalar::<f32>() as f64 * n as f64;
+            if let Some(groups) = out.kl_groups {
+                let groups = groups.try_into_vec_as::<f32>().unwrap_or_default();
+                sum_kl_groups.resize(groups.len(), 0.0);
+                for (sum, g) in sum_kl_groups.iter_mut().zip(groups) {
+                    *sum += g as f64 * n as f64;
+                }
+            }
             seen += n;
             bar.set_message(format!("-bound {:.3}", sum_bound / seen as f64));
             bar.inc(1);
@@ -319,10 +330,16 @@ where
             loss: sum_loss / seen as f64,
             neg_bound: sum_bound / seen as f64,
             kl: sum_kl / seen as f64,
+            kl_groups: sum_kl_groups.iter().map(|s| s / seen as f64).collect(),
             learning_rate: lr,
             seconds: started.elapsed().as_secs_f64(),
         };
-        if config.log_epochs {
+        if config.log_epochs && config.objective == Objective::ModelLoss {
+            println!(
+                "epoch {:>3}/{}  loss {:9.5}  lr {:.2e}  {:6.2} s",
+                record.epoch, config.epochs, record.loss, record.learning_rate, record.seconds
+            );
+        } else if config.log_epochs {
             println!(
                 "epoch {:>3}/{}  loss {:9.3}  -bound {:9.3} nats  KL {:7.3}  lr {:.2e}  {:6.2} s",
                 record.epoch,
@@ -333,6 +350,11 @@ where
                 record.learning_rate,
                 record.seconds
             );
+            if record.kl_groups.len() > 1 {
+                let groups: Vec<String> =
+                    record.kl_groups.iter().map(|k| format!("{k:.2}")).collect();
+                println!("           KL per group (top first): {}", groups.join(" "));
+            }
         }
         history.epochs.push(record);
         if let Some(dir) = &config.checkpoint_dir {

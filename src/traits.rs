@@ -164,4 +164,19 @@ pub trait LatentVariableModel {
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) if `x` does not fit the model,
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if `k == 0`.
     fn log_importance_weights(&self, x: &Self::Input, k: usize) -> Result<Tensor<2>>;
+
+    /// A regulariser added to the training loss (not to the bound), shape `[1]`: NVAE's
+    /// spectral and batch-norm penalties. `None` (the default) for models without one.
+    fn penalty(&self) -> Option<Tensor<1>> {
+        None
+    }
+
+    /// The model's own training loss (shape `[1]`) for
+    /// [`Objective::ModelLoss`](crate::objective::Objective::ModelLoss), when it trains on
+    /// something other than the ELBO (DDPM's `L_simple`). `None` (the default) for models
+    /// that do not have one.
+    fn training_loss(&self, x: &Self::Input) -> Option<Result<Tensor<1>>> {
+        let _ = x;
+        None
+    }
 }

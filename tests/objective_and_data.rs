@@ -9,13 +9,13 @@ use rand::rngs::StdRng;
 
 fn terms(device: &Device) -> ElboTerms {
     // Two examples, two KL groups.
-    ElboTerms {
-        reconstruction: Tensor::from_floats([-10.0, -14.0], device),
-        kl: vec![
+    ElboTerms::new(
+        Tensor::from_floats([-10.0, -14.0], device),
+        vec![
             Tensor::from_floats([0.2, 0.4], device),
             Tensor::from_floats([3.0, 5.0], device),
         ],
-    }
+    )
 }
 
 #[test]
@@ -46,6 +46,45 @@ fn elbo_objective_applies_beta_free_bits_and_warmup() {
     assert_eq!(warm.beta_at(0), 0.0);
     assert!((scalar(warm.loss(&t, 25)) - (12.0 + 0.25 * 4.3)).abs() < 1e-5);
     assert_eq!(warm.beta_at(250), 1.0);
+}
+
+#[test]
+fn warmup_start_and_kl_balancing_follow_nvae() {
+    let device = Device::flex();
+    let mut t = terms(&device);
+    t.group_dims = vec![1, 4];
+    let scalar = |x: Tensor<1>| x.into_scalar::<f32>() as f64;
+    let objective = ElboObjective {
+        warmup_steps: 10,
+        warmup_start: 1e-4,
+        kl_balancing: true,
+        ..Default::default()
+    };
+    // β_t = max(1e-4, t / 10).
+    assert_eq!(objective.beta_at(0), 1e-4);
+    assert_eq!(objective.beta_at(5), 0.5);
+    // Hand computation of NVAE's coefficients: mean |KL| + 0.01 = (0.31, 4.01), total 4.32;
+    // divided by α = (1, 4) and times the total: (1.3392, 4.3308); divided by their mean
+    // 2.835: c = (0.472381, 1.527619). Loss at step 5 = 12 + 0.5 (0.3 c_0 + 4.0 c_1).
+    let c0 = 0.31 * 4.32 / 2.835;
+    let c1 = 4.01 / 4.0 * 4.32 / 2.835;
+    let expected = 12.0 + 0.5 * (0.3 * c0 + 4.0 * c1);
+    // f32 arithmetic on numbers ~10: 1e-4 absolute.
+    assert!((scalar(objective.loss(&t, 5)) - expected).abs() < 1e-4);
+    // Once β has reached its target the balancing is off: the plain −ELBO.
+    assert!((scalar(objective.loss(&t, 10)) - 16.3).abs() < 1e-5);
+    // Without group sizes the groups count as equal: c ∝ mean |KL| + 0.01.
+    t.group_dims.clear();
+    let (r0, r1) = (0.31 * 4.32, 4.01 * 4.32);
+    let (e0, e1) = (r0 / ((r0 + r1) / 2.0), r1 / ((r0 + r1) / 2.0));
+    let expected = 12.0 + 0.5 * (0.3 * e0 + 4.0 * e1);
+    assert!((scalar(objective.loss(&t, 5)) - expected).abs() < 1e-4);
+    // warmup_start outside [0, 1] is rejected.
+    let bad = ElboObjective {
+        warmup_start: 1.5,
+        ..Default::default()
+    };
+    assert!(bad.validate().is_err());
 }
 
 #[test]

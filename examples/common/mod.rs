@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 use elbo::data::Images;
 use elbo::models::{BernoulliMlpDecoder, MlpEncoder, Vae};
 use elbo::objective::{LikelihoodConfig, elbo_estimate, log_likelihood};
-use elbo::{KlDivergence, Posterior, PosteriorHead, Prior};
+use elbo::{KlDivergence, LatentVariableModel, Posterior, PosteriorHead, Prior};
 
 /// Runs `run` on the parsed flags; prints `usage` and exits with 2 on a flag error (or
 /// `--help`, which `parse` reports as an empty message), and exits with 1 on a run error.
@@ -96,16 +96,11 @@ where
 
 /// Estimates the test NLL by importance sampling with `k` samples and prints the timing
 /// line and the final line `test NLL (K=<k>): <x> nats (± <se>)`.
-pub fn report_nll<H, P>(
-    model: &MlpVae<H, P>,
+pub fn report_nll<M: LatentVariableModel<Input = Tensor<2>>>(
+    model: &M,
     x_test: &Tensor<2>,
     k: usize,
-) -> Result<(), Box<dyn std::error::Error>>
-where
-    H: PosteriorHead,
-    H::Posterior: Posterior<Value = Tensor<2>> + KlDivergence<P>,
-    P: Prior<Value = Tensor<2>>,
-{
+) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let ll = log_likelihood(model, x_test, &LikelihoodConfig::new(k))?;
     let seconds = started.elapsed().as_secs_f64();

@@ -5,6 +5,8 @@
 
 mod bernoulli;
 mod diag_normal;
+mod discretized_logistic;
+mod discretized_normal;
 mod power_spherical;
 mod std_normal;
 mod uniform_sphere;
@@ -12,6 +14,8 @@ mod von_mises_fisher;
 
 pub use bernoulli::Bernoulli;
 pub use diag_normal::DiagNormal;
+pub use discretized_logistic::DiscretizedLogisticMixture;
+pub use discretized_normal::DiscretizedNormal;
 pub use power_spherical::PowerSpherical;
 pub use std_normal::StdNormal;
 pub use uniform_sphere::UniformSphere;

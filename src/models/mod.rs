@@ -5,11 +5,13 @@
 //! [`LstmEncoder`] for sentences ([`TextVaeConfig`]).
 
 mod bn_vae;
+pub mod ddpm;
 mod gaussian_decoder;
 mod gaussian_vae;
 mod lstm_decoder;
 mod lstm_encoder;
 mod mlp_encoder;
+pub mod nvae;
 mod power_spherical_head;
 mod text_vae;
 mod vae;

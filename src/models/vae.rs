@@ -154,10 +154,7 @@ where
         let z = q.sample();
         let reconstruction = self.decoder.decode(&z).log_prob(x);
         let kl = q.kl(&self.prior);
-        Ok(ElboTerms {
-            reconstruction,
-            kl: vec![kl],
-        })
+        Ok(ElboTerms::new(reconstruction, vec![kl]))
     }
 
     fn log_importance_weights(&self, x: &E::Input, k: usize) -> Result<Tensor<2>> {

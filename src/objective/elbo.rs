@@ -22,9 +22,21 @@ pub struct ElboTerms {
     pub reconstruction: Tensor<1>,
     /// One KL term per latent group, each `[batch]`, in nats.
     pub kl: Vec<Tensor<1>>,
+    /// Latent dimensions of each group (used by KL balancing); empty when the model does
+    /// not say, in which case groups count as equal.
+    pub group_dims: Vec<usize>,
 }
 
 impl ElboTerms {
+    /// Terms of a model with the given KL groups, group sizes unknown.
+    pub fn new(reconstruction: Tensor<1>, kl: Vec<Tensor<1>>) -> Self {
+        Self {
+            reconstruction,
+            kl,
+            group_dims: Vec::new(),
+        }
+    }
+
     /// `Σ_g kl[g]` per example.
     pub fn kl_total(&self) -> Tensor<1> {
         let mut groups = self.kl.iter().cloned();
@@ -40,24 +52,40 @@ impl ElboTerms {
     }
 }
 
-/// The (β-weighted, free-bits, warmed-up) negative ELBO as a training loss.
+/// The (β-weighted, free-bits, warmed-up, KL-balanced) negative ELBO as a training loss.
 ///
 /// # Formula
 /// ```text
-/// loss = mean_b[ −log p(x_b | z_b) ] + β_t · Σ_g max(λ, mean_b KL_g(x_b))
-/// β_t  = β · min(1, t / warmup_steps)          (β_t = β when warmup_steps = 0)
+/// loss = mean_b[ −log p(x_b | z_b) ] + β_t · Σ_g c_g · max(λ, mean_b KL_g(x_b))
+/// β_t  = β · max(β_0, min(1, t / warmup_steps))      (β_t = β when warmup_steps = 0)
 /// ```
 /// `λ` is the free-bits floor in nats per group (Kingma et al. 2016, "Improved variational
-/// inference with inverse autoregressive flow", eq. 15); `λ = 0` turns it off. With
-/// `β = 1`, `λ = 0` and no warm-up the loss is exactly `−ELBO`.
+/// inference with inverse autoregressive flow", eq. 15); `λ = 0` turns it off. `β_0`
+/// (`warmup_start`) is where the warm-up starts (NVAE starts at 1e-4). With `β = 1`,
+/// `λ = 0` and no warm-up the loss is exactly `−ELBO`.
+///
+/// The group weights are `c_g = 1`, except with `kl_balancing` while `β_t < β` (NVAE's KL
+/// balancing, Vahdat & Kautz 2020, sec. 3.2 / appendix A): with `α_g` the group's latent
+/// dimension (equal when unknown),
+/// ```text
+/// c̃_g = (mean_b |KL_g| + 0.01) / α_g · Σ_h (mean_b |KL_h| + 0.01),   c_g = G · c̃_g / Σ_h c̃_h
+/// ```
+/// held fixed (no gradient). Groups carrying more KL per dimension are pushed harder, so no
+/// group is switched off early in training; the weights average 1, and the bound itself is
+/// unchanged once the warm-up is over.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ElboObjective {
     /// Weight on the KL term (β-VAE; 1 is the ELBO).
     pub beta: f64,
     /// Free-bits floor per KL group, in nats (0 disables it).
     pub free_bits: f64,
-    /// Steps over which β ramps linearly from 0 to `beta` (0 disables warm-up).
+    /// Steps over which β ramps linearly from `warmup_start · beta` to `beta` (0 disables
+    /// warm-up).
     pub warmup_steps: usize,
+    /// The smallest fraction of β during the warm-up, in `[0, 1]` (0: start from 0).
+    pub warmup_start: f64,
+    /// Reweight the KL groups during the warm-up (NVAE's KL balancing).
+    pub kl_balancing: bool,
 }
 
 impl Default for ElboObjective {
@@ -66,15 +94,25 @@ impl Default for ElboObjective {
             beta: 1.0,
             free_bits: 0.0,
             warmup_steps: 0,
+            warmup_start: 0.0,
+            kl_balancing: false,
         }
     }
 }
 
 impl ElboObjective {
-    /// Checks `beta >= 0` and `free_bits >= 0` (NaN-proof).
+    /// Checks `beta >= 0`, `free_bits >= 0` and `warmup_start ∈ [0, 1]` (NaN-proof).
     pub fn validate(&self) -> Result<()> {
         ensure_non_negative("beta", self.beta)?;
-        ensure_non_negative("free_bits", self.free_bits)
+        ensure_non_negative("free_bits", self.free_bits)?;
+        if !(0.0..=1.0).contains(&self.warmup_start) {
+            return Err(Error::config(
+                "warmup_start",
+                self.warmup_start,
+                "a fraction of beta in [0, 1]",
+            ));
+        }
+        Ok(())
     }
 
     /// β at global step `step` (0-based).
@@ -82,7 +120,8 @@ impl ElboObjective {
         if self.warmup_steps == 0 {
             self.beta
         } else {
-            self.beta * ((step as f64) / (self.warmup_steps as f64)).min(1.0)
+            let ramp = ((step as f64) / (self.warmup_steps as f64)).min(1.0);
+            self.beta * ramp.max(self.warmup_start)
         }
     }
 
@@ -90,10 +129,23 @@ impl ElboObjective {
     pub fn loss(&self, terms: &ElboTerms, step: usize) -> Tensor<1> {
         let rec = terms.reconstruction.clone().mean().neg();
         let beta = self.beta_at(step);
-        let kl = if self.free_bits > 0.0 {
+        let balance = self.kl_balancing && beta < self.beta && terms.kl.len() > 1;
+        let weights = if balance {
+            Some(balancing_weights(terms))
+        } else {
+            None
+        };
+        let kl = if self.free_bits > 0.0 || balance {
             let mut total = rec.zeros_like();
-            for group in &terms.kl {
-                total = total + group.clone().mean().clamp_min(self.free_bits);
+            for (g, group) in terms.kl.iter().enumerate() {
+                let mean = group.clone().mean();
+                let mean = if self.free_bits > 0.0 {
+                    mean.clamp_min(self.free_bits)
+                } else {
+                    mean
+                };
+                let weight = weights.as_ref().map_or(1.0, |w| w[g]);
+                total = total + mean.mul_scalar(weight);
             }
             total
         } else {
@@ -101,6 +153,27 @@ impl ElboObjective {
         };
         rec + kl.mul_scalar(beta)
     }
+}
+
+/// NVAE's KL-balancing coefficients `c_g` (see [`ElboObjective`]), read off the batch.
+fn balancing_weights(terms: &ElboTerms) -> Vec<f64> {
+    let groups = terms.kl.len();
+    let means: Vec<f64> = terms
+        .kl
+        .iter()
+        .map(|g| g.clone().detach().abs().mean().into_scalar::<f32>() as f64 + 0.01)
+        .collect();
+    let total: f64 = means.iter().sum();
+    let alpha = |g: usize| -> f64 {
+        if terms.group_dims.len() == groups {
+            terms.group_dims[g].max(1) as f64
+        } else {
+            1.0
+        }
+    };
+    let raw: Vec<f64> = (0..groups).map(|g| means[g] / alpha(g) * total).collect();
+    let mean_raw = raw.iter().sum::<f64>() / groups as f64;
+    raw.iter().map(|c| c / mean_raw).collect()
 }
 
 /// What the fit loop minimises.
@@ -114,6 +187,9 @@ pub enum Objective {
         /// Number of importance samples per example (`k = 1` is the ELBO).
         k: usize,
     },
+    /// The model's own loss ([`LatentVariableModel::training_loss`]): DDPM's `L_simple`.
+    /// The progress figures then report that loss in place of the bound.
+    ModelLoss,
 }
 
 impl Default for Objective {
@@ -131,6 +207,8 @@ pub struct StepLoss {
     pub neg_bound: Tensor<1>,
     /// Mean KL summed over groups, shape `[1]`, detached (zero for the IWAE objective).
     pub kl: Tensor<1>,
+    /// Mean KL of each group, shape `[groups]`, detached (`None` for the IWAE objective).
+    pub kl_groups: Option<Tensor<1>>,
 }
 
 impl Objective {
@@ -139,6 +217,7 @@ impl Objective {
         match self {
             Objective::Elbo(o) => o.validate(),
             Objective::Iwae { k } => ensure_nonzero("k", *k),
+            Objective::ModelLoss => Ok(()),
         }
     }
 
@@ -155,11 +234,19 @@ impl Objective {
         match self {
             Objective::Elbo(objective) => {
                 let terms = model.elbo(x)?;
-                let loss = objective.loss(&terms, step);
+                let mut loss = objective.loss(&terms, step);
+                if let Some(penalty) = model.penalty() {
+                    loss = loss + penalty;
+                }
+                let kl_groups = Tensor::cat(
+                    terms.kl.iter().map(|g| g.clone().detach().mean()).collect(),
+                    0,
+                );
                 Ok(StepLoss {
                     loss,
                     neg_bound: terms.elbo().mean().neg().detach(),
                     kl: terms.kl_total().mean().detach(),
+                    kl_groups: (!terms.kl.is_empty()).then_some(kl_groups),
                 })
             }
             Objective::Iwae { k } => {
@@ -169,10 +256,36 @@ impl Objective {
                 let log_w = model.log_importance_weights(x, *k)?;
                 let bound = log_mean_exp(log_w, 1).mean().neg();
                 let neg_bound = bound.clone().detach();
+                let loss = match model.penalty() {
+                    Some(penalty) => bound + penalty,
+                    None => bound,
+                };
                 Ok(StepLoss {
-                    loss: bound,
+                    loss,
                     kl: neg_bound.zeros_like(),
+                    kl_groups: None,
                     neg_bound,
+                })
+            }
+            Objective::ModelLoss => {
+                let loss = model.training_loss(x).ok_or_else(|| {
+                    Error::config(
+                        "objective",
+                        "ModelLoss",
+                        "a model with its own training loss (DDPM); use Objective::Elbo or \
+                         Objective::Iwae for the others",
+                    )
+                })??;
+                let loss = match model.penalty() {
+                    Some(penalty) => loss + penalty,
+                    None => loss,
+                };
+                let shown = loss.clone().detach();
+                Ok(StepLoss {
+                    loss,
+                    kl: shown.zeros_like(),
+                    kl_groups: None,
+                    neg_bound: shown,
                 })
             }
         }

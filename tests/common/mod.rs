@@ -4,6 +4,8 @@
 // Each test crate uses its own subset.
 #![allow(dead_code)]
 
+use std::f64::consts::PI;
+
 use burn::tensor::Tensor;
 
 /// A tensor's values on the host, in f64 (detached: safe on an autodiff device).
@@ -82,4 +84,57 @@ impl ExactCdf {
             })
             .fold(0.0, f64::max)
     }
+}
+
+/// `erfc(x)` in f64: `1 − erf(x)` from the all-positive series
+/// `erf(x) = 2/√π · e^{−x²} Σ_n 2^n x^{2n+1} / (1·3···(2n+1))` for `0 ≤ x < 2` (no
+/// cancellation inside the sum; `erfc(2) = 4.7e-3`, so `1 − erf` loses under 3 digits),
+/// Laplace's continued fraction `e^{−x²}/√π · 1/(x + ½/(x + 1/(x + 3/2/(x + …))))` with 80
+/// levels for `x ≥ 2`, and `2 − erfc(−x)` for `x < 0`. Checked against Python's
+/// `math.erfc` in `tests/discretized_normal.rs`.
+pub fn erfc(x: f64) -> f64 {
+    if x < 0.0 {
+        return 2.0 - erfc(-x);
+    }
+    if x < 2.0 {
+        let (mut term, mut sum, mut n) = (x, x, 0);
+        while term > 1e-18 * sum {
+            n += 1;
+            term *= 2.0 * x * x / (2 * n + 1) as f64;
+            sum += term;
+        }
+        1.0 - 2.0 / PI.sqrt() * (-x * x).exp() * sum
+    } else {
+        let mut f = x;
+        for k in (1..=80).rev() {
+            f = x + (k as f64 / 2.0) / f;
+        }
+        (-x * x).exp() / PI.sqrt() / f
+    }
+}
+
+/// Pearson's chi-square of observed `counts` against `expected` counts, cells expecting
+/// fewer than 5 pooled into one, and the critical value at α = 0.001 by the Wilson–Hilferty
+/// approximation: `(chi2, critical, cells)`.
+pub fn chi_square(counts: &[usize], expected: &[f64]) -> (f64, f64, usize) {
+    let (mut chi2, mut cells) = (0.0, 0usize);
+    let (mut pooled_obs, mut pooled_exp) = (0.0, 0.0);
+    for (&observed, &e) in counts.iter().zip(expected) {
+        if e >= 5.0 {
+            chi2 += (observed as f64 - e).powi(2) / e;
+            cells += 1;
+        } else {
+            pooled_obs += observed as f64;
+            pooled_exp += e;
+        }
+    }
+    if pooled_exp >= 5.0 {
+        chi2 += (pooled_obs - pooled_exp).powi(2) / pooled_exp;
+        cells += 1;
+    }
+    let df = (cells.max(2) - 1) as f64;
+    let z = 3.090; // standard normal 0.999 quantile
+    let a = 2.0 / (9.0 * df);
+    let critical = df * (1.0 - a + z * a.sqrt()).powi(3);
+    (chi2, critical, cells)
 }

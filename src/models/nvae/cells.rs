@@ -1,0 +1,222 @@
+//! NVAE's residual cells (Vahdat & Kautz 2020, Fig. 3) and squeeze-and-excitation.
+//!
+//! Every convolution is a [`SpectralConv2d`] so the model can regularise the largest
+//! singular value of each weight; every cell exposes its convolutions and batch norms for
+//! that purpose.
+
+use burn::module::Module;
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::{Device, Tensor, activation};
+
+use crate::nn::{SpectralConv2d, upsample2};
+
+/// The residual branch is scaled by this before it is added to the skip (NVAE's cells do
+/// the same), so a freshly initialised deep tower starts close to the identity.
+const RESIDUAL_SCALE: f64 = 0.1;
+
+/// Batch-norm momentum of NVAE's cells.
+pub(crate) const BN_MOMENTUM: f64 = 0.05;
+
+pub(crate) fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(channels)
+        .with_momentum(BN_MOMENTUM)
+        .init(device)
+}
+
+/// A `k×k` convolution with `same` padding (odd `k`), stride 1.
+pub(crate) fn conv(c_in: usize, c_out: usize, k: usize, device: &Device) -> SpectralConv2d {
+    SpectralConv2d::new(
+        &Conv2dConfig::new([c_in, c_out], [k, k]).with_padding(PaddingConfig2d::Explicit(
+            k / 2,
+            k / 2,
+            k / 2,
+            k / 2,
+        )),
+        device,
+    )
+}
+
+/// Squeeze-and-excitation (Hu et al. 2018): `x · sigmoid(W₂ relu(W₁ mean_hw(x)))`.
+#[derive(Module, Debug)]
+pub struct SqueezeExcitation {
+    squeeze: Linear,
+    excite: Linear,
+}
+
+impl SqueezeExcitation {
+    /// Hidden width `max(c/16, 4)`, as in NVAE.
+    pub fn new(channels: usize, device: &Device) -> Self {
+        let hidden = (channels / 16).max(4);
+        Self {
+            squeeze: LinearConfig::new(channels, hidden).init(device),
+            excite: LinearConfig::new(hidden, channels).init(device),
+        }
+    }
+
+    /// Rescales each channel of `x` by a gate computed from its spatial mean.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, _, _] = x.dims();
+        let pooled = x.clone().mean_dim(3).mean_dim(2).reshape([b, c]);
+        let gate = activation::sigmoid(
+            self.excite
+                .forward(activation::relu(self.squeeze.forward(pooled))),
+        );
+        x * gate.reshape([b, c, 1, 1])
+    }
+}
+
+/// Bottom-up (encoder) residual cell:
+/// `x ↦ skip(x) + 0.1·SE(Conv3×3(Swish(BN(Conv3×3(Swish(BN(x)))))))`.
+///
+/// A downsampling cell halves height and width (its first convolution has stride 2 and the
+/// skip is a 2×2 stride-2 convolution) and may change the channel count.
+#[derive(Module, Debug)]
+pub struct EncoderCell {
+    bn1: BatchNorm,
+    conv1: SpectralConv2d,
+    bn2: BatchNorm,
+    conv2: SpectralConv2d,
+    se: SqueezeExcitation,
+    skip: Option<SpectralConv2d>,
+}
+
+impl EncoderCell {
+    /// A cell from `c_in` to `c_out` channels; `downsample` halves the spatial size.
+    pub fn new(c_in: usize, c_out: usize, downsample: bool, device: &Device) -> Self {
+        let conv1 = if downsample {
+            SpectralConv2d::new(
+                &Conv2dConfig::new([c_in, c_out], [3, 3])
+                    .with_stride([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
+                device,
+            )
+        } else {
+            conv(c_in, c_out, 3, device)
+        };
+        let skip = if downsample {
+            Some(SpectralConv2d::new(
+                &Conv2dConfig::new([c_in, c_out], [2, 2]).with_stride([2, 2]),
+                device,
+            ))
+        } else if c_in != c_out {
+            Some(conv(c_in, c_out, 1, device))
+        } else {
+            None
+        };
+        Self {
+            bn1: batch_norm(c_in, device),
+            conv1,
+            bn2: batch_norm(c_out, device),
+            conv2: conv(c_out, c_out, 3, device),
+            se: SqueezeExcitation::new(c_out, device),
+            skip,
+        }
+    }
+
+    /// `[b, c_in, h, w] → [b, c_out, h', w']`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = self
+            .conv1
+            .forward(activation::silu(self.bn1.forward(x.clone())));
+        let y = self.conv2.forward(activation::silu(self.bn2.forward(y)));
+        let y = self.se.forward(y);
+        let skip = match &self.skip {
+            Some(skip) => skip.forward(x),
+            None => x,
+        };
+        skip + y.mul_scalar(RESIDUAL_SCALE)
+    }
+
+    pub(crate) fn convs(&self) -> Vec<&SpectralConv2d> {
+        let mut convs = vec![&self.conv1, &self.conv2];
+        convs.extend(self.skip.as_ref());
+        convs
+    }
+
+    pub(crate) fn batch_norms(&self) -> Vec<&BatchNorm> {
+        vec![&self.bn1, &self.bn2]
+    }
+}
+
+/// Top-down (generative) residual cell:
+/// `x ↦ skip(x) + 0.1·SE(BN(Conv1×1(Swish(BN(DWConv5×5(Swish(BN(Conv1×1_expand(BN(x))))))))))`.
+///
+/// The 1×1 convolution expands the channels by `expansion` before the depthwise 5×5
+/// convolution (one filter per channel). An upsampling cell first doubles height and width
+/// (nearest neighbour); its skip is a 1×1 convolution to the new channel count.
+#[derive(Module, Debug)]
+pub struct DecoderCell {
+    bn0: BatchNorm,
+    expand: SpectralConv2d,
+    bn1: BatchNorm,
+    depthwise: SpectralConv2d,
+    bn2: BatchNorm,
+    project: SpectralConv2d,
+    bn3: BatchNorm,
+    se: SqueezeExcitation,
+    skip: Option<SpectralConv2d>,
+    #[module(skip)]
+    upsample: bool,
+}
+
+impl DecoderCell {
+    /// A cell from `c_in` to `c_out` channels with the given expansion; `upsample`
+    /// doubles the spatial size.
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        expansion: usize,
+        upsample: bool,
+        device: &Device,
+    ) -> Self {
+        let wide = c_in * expansion;
+        Self {
+            bn0: batch_norm(c_in, device),
+            expand: conv(c_in, wide, 1, device),
+            bn1: batch_norm(wide, device),
+            depthwise: SpectralConv2d::new(
+                &Conv2dConfig::new([wide, wide], [5, 5])
+                    .with_groups(wide)
+                    .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2)),
+                device,
+            ),
+            bn2: batch_norm(wide, device),
+            project: conv(wide, c_out, 1, device),
+            bn3: batch_norm(c_out, device),
+            se: SqueezeExcitation::new(c_out, device),
+            skip: (c_in != c_out).then(|| conv(c_in, c_out, 1, device)),
+            upsample,
+        }
+    }
+
+    /// `[b, c_in, h, w] → [b, c_out, h, w]` (or `[b, c_out, 2h, 2w]` when upsampling).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = if self.upsample { upsample2(x) } else { x };
+        let y = self.expand.forward(self.bn0.forward(x.clone()));
+        let y = self
+            .depthwise
+            .forward(activation::silu(self.bn1.forward(y)));
+        let y = self.project.forward(activation::silu(self.bn2.forward(y)));
+        let y = self.se.forward(self.bn3.forward(y));
+        let skip = match &self.skip {
+            Some(skip) => skip.forward(x),
+            None => x,
+        };
+        skip + y.mul_scalar(RESIDUAL_SCALE)
+    }
+
+    pub(crate) fn convs(&self) -> Vec<&SpectralConv2d> {
+        let mut convs = vec![&self.expand, &self.depthwise, &self.project];
+        convs.extend(self.skip.as_ref());
+        convs
+    }
+
+    pub(crate) fn batch_norms(&self) -> Vec<&BatchNorm> {
+        vec![&self.bn0, &self.bn1, &self.bn2, &self.bn3]
+    }
+
+    pub(crate) fn batch_norms_mut(&mut self) -> Vec<&mut BatchNorm> {
+        vec![&mut self.bn0, &mut self.bn1, &mut self.bn2, &mut self.bn3]
+    }
+}

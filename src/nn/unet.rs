@@ -1,0 +1,407 @@
+//! The DDPM U-Net (Ho et al. 2020, appendix B; after PixelCNN++'s backbone): residual
+//! blocks with group normalisation and SiLU, a sinusoidal time embedding through an MLP,
+//! down- and up-sampling with skip connections, optional self-attention at low resolution,
+//! and dropout.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d,
+};
+use burn::tensor::{Device, Tensor, activation};
+
+use crate::error::{Error, ensure_nonzero};
+
+/// Sinusoidal embedding of (possibly fractional) time steps (Vaswani et al. 2017, as used
+/// by DDPM).
+///
+/// # Formula
+/// ```text
+/// emb(t)_i       = sin(t · ω_i),   emb(t)_{i+D/2} = cos(t · ω_i),
+/// ω_i            = 10000^(−i / (D/2)),   i = 0 … D/2 − 1
+/// ```
+/// `t`: `[batch]`; returns `[batch, dim]` (`dim` even).
+pub fn timestep_embedding(t: Tensor<1>, dim: usize) -> Tensor<2> {
+    let half = dim / 2;
+    let device = t.device();
+    let scale = (10000f64).ln() / half.max(1) as f64;
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| (-(i as f64) * scale).exp() as f32)
+        .collect();
+    let freqs = Tensor::<1>::from_floats(freqs.as_slice(), &device).reshape([1, half]);
+    let [b] = t.dims();
+    let angles = t.reshape([b, 1]).matmul(freqs);
+    Tensor::cat(vec![angles.clone().sin(), angles.cos()], 1)
+}
+
+fn conv3(c_in: usize, c_out: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([c_in, c_out], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device)
+}
+
+fn group_norm(channels: usize, groups: usize, device: &Device) -> GroupNorm {
+    // The largest divisor of `channels` not above `groups`, so any width works.
+    let g = (1..=groups.min(channels))
+        .rev()
+        .find(|g| channels.is_multiple_of(*g))
+        .unwrap_or(1);
+    GroupNormConfig::new(g, channels).init(device)
+}
+
+/// Residual block: `x + Conv(Dropout(SiLU(GN(Conv(SiLU(GN(x))) + Linear(temb)))))`, with a
+/// 1×1 convolution on the skip when the channel count changes.
+#[derive(Module, Debug)]
+pub struct ResBlock {
+    norm1: GroupNorm,
+    conv1: Conv2d,
+    time: Linear,
+    norm2: GroupNorm,
+    dropout: Dropout,
+    conv2: Conv2d,
+    skip: Option<Conv2d>,
+}
+
+impl ResBlock {
+    fn new(c_in: usize, c_out: usize, d_time: usize, config: &UNetConfig, device: &Device) -> Self {
+        Self {
+            norm1: group_norm(c_in, config.norm_groups, device),
+            conv1: conv3(c_in, c_out, device),
+            time: LinearConfig::new(d_time, c_out).init(device),
+            norm2: group_norm(c_out, config.norm_groups, device),
+            dropout: DropoutConfig::new(config.dropout).init(),
+            conv2: conv3(c_out, c_out, device),
+            skip: (c_in != c_out).then(|| Conv2dConfig::new([c_in, c_out], [1, 1]).init(device)),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>, temb: Tensor<2>) -> Tensor<4> {
+        let h = self
+            .conv1
+            .forward(activation::silu(self.norm1.forward(x.clone())));
+        let [b, c, _, _] = h.dims();
+        let h = h + self
+            .time
+            .forward(activation::silu(temb))
+            .reshape([b, c, 1, 1]);
+        let h = self.conv2.forward(
+            self.dropout
+                .forward(activation::silu(self.norm2.forward(h))),
+        );
+        let skip = match &self.skip {
+            Some(conv) => conv.forward(x),
+            None => x,
+        };
+        skip + h
+    }
+}
+
+/// Single-head self-attention over the pixels of a feature map, with a residual:
+/// `x + W_o · softmax(QᵀK / √c) V`, `Q, K, V` 1×1 projections of `GN(x)`.
+#[derive(Module, Debug)]
+pub struct AttentionBlock {
+    norm: GroupNorm,
+    qkv: Linear,
+    out: Linear,
+}
+
+impl AttentionBlock {
+    fn new(channels: usize, groups: usize, device: &Device) -> Self {
+        Self {
+            norm: group_norm(channels, groups, device),
+            qkv: LinearConfig::new(channels, 3 * channels).init(device),
+            out: LinearConfig::new(channels, channels).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let n = h * w;
+        // [b, c, h, w] → [b, n, c]
+        let tokens = self
+            .norm
+            .forward(x.clone())
+            .reshape([b, c, n])
+            .swap_dims(1, 2);
+        let qkv = self.qkv.forward(tokens);
+        let q = qkv.clone().narrow(2, 0, c);
+        let k = qkv.clone().narrow(2, c, c);
+        let v = qkv.narrow(2, 2 * c, c);
+        let scores = q.matmul(k.swap_dims(1, 2)).div_scalar((c as f64).sqrt());
+        let attended = activation::softmax(scores, 2).matmul(v);
+        let out = self
+            .out
+            .forward(attended)
+            .swap_dims(1, 2)
+            .reshape([b, c, h, w]);
+        x + out
+    }
+}
+
+/// One resolution level of the down path: residual blocks (each optionally followed by
+/// attention) whose output is the level's skip, then a stride-2 convolution unless it is
+/// the last level.
+#[derive(Module, Debug)]
+pub struct DownLevel {
+    blocks: Vec<ResBlock>,
+    attention: Vec<AttentionBlock>,
+    downsample: Option<Conv2d>,
+}
+
+/// One resolution level of the up path: a residual block reading the state concatenated
+/// with the level's skip, further residual blocks (each block optionally followed by
+/// attention), then a nearest-neighbour ×2 upsampling and a 3×3 convolution unless it is
+/// the top level.
+#[derive(Module, Debug)]
+pub struct UpLevel {
+    blocks: Vec<ResBlock>,
+    attention: Vec<AttentionBlock>,
+    upsample: Option<Conv2d>,
+}
+
+/// Configuration of a [`UNet`]. The defaults are the small MNIST U-Net of
+/// `../shared/reference-pytorch/ddpm.py` (base width 64; 32 gives about 0.4 M parameters):
+/// two levels (28×28 and 14×14), one residual block per level and in the middle, no
+/// attention, no dropout.
+#[derive(Config, Debug)]
+pub struct UNetConfig {
+    /// Image channels (input and output).
+    pub channels: usize,
+    /// Base width `C`; level `i` has `C · channel_mults[i]` channels.
+    #[config(default = 64)]
+    pub base_channels: usize,
+    /// Width multiplier per resolution level; each level after the first halves the
+    /// resolution, so the image size must be divisible by `2^(levels − 1)`.
+    #[config(default = "vec![1, 2]")]
+    pub channel_mults: Vec<usize>,
+    /// Residual blocks per level (on each path).
+    #[config(default = 1)]
+    pub res_blocks: usize,
+    /// Levels (0-based) that get self-attention after each residual block.
+    #[config(default = "vec![]")]
+    pub attention_levels: Vec<usize>,
+    /// Self-attention after the middle residual block.
+    #[config(default = false)]
+    pub middle_attention: bool,
+    /// Dropout inside the residual blocks (DDPM uses 0.1 on CIFAR-10).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Groups of the group normalisations (at most; a divisor of the width is used).
+    #[config(default = 8)]
+    pub norm_groups: usize,
+}
+
+impl UNetConfig {
+    /// Checks sizes and the dropout rate (NaN-proof).
+    pub fn validate(&self) -> crate::Result<()> {
+        ensure_nonzero("channels", self.channels)?;
+        ensure_nonzero("base_channels", self.base_channels)?;
+        ensure_nonzero("res_blocks", self.res_blocks)?;
+        ensure_nonzero("norm_groups", self.norm_groups)?;
+        if self.channel_mults.is_empty() || self.channel_mults.contains(&0) {
+            return Err(Error::config(
+                "channel_mults",
+                format!("{:?}", self.channel_mults),
+                "at least one level, every multiplier >= 1",
+            ));
+        }
+        if let Some(l) = self
+            .attention_levels
+            .iter()
+            .find(|&&l| l >= self.channel_mults.len())
+        {
+            return Err(Error::config(
+                "attention_levels",
+                l,
+                format!(
+                    "a level below {} (one per channel multiplier)",
+                    self.channel_mults.len()
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::config(
+                "dropout",
+                self.dropout,
+                "a probability in [0, 1)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The factor the image size must be divisible by: `2^(levels − 1)`.
+    pub fn size_divisor(&self) -> usize {
+        1 << (self.channel_mults.len().saturating_sub(1))
+    }
+
+    /// Builds the network.
+    pub fn init(&self, device: &Device) -> crate::Result<UNet> {
+        self.validate()?;
+        let c0 = self.base_channels;
+        let d_time = 4 * c0;
+        let widths: Vec<usize> = self.channel_mults.iter().map(|m| m * c0).collect();
+        let levels = widths.len();
+        let attention_at = |level: usize, c: usize| -> Vec<AttentionBlock> {
+            if self.attention_levels.contains(&level) {
+                (0..self.res_blocks)
+                    .map(|_| AttentionBlock::new(c, self.norm_groups, device))
+                    .collect()
+            } else {
+                Vec::new()
+            }
+        };
+        let mut c = c0;
+        let mut down = Vec::with_capacity(levels);
+        for (i, &w) in widths.iter().enumerate() {
+            let blocks = (0..self.res_blocks)
+                .map(|b| ResBlock::new(if b == 0 { c } else { w }, w, d_time, self, device))
+                .collect();
+            c = w;
+            let downsample = (i + 1 < levels).then(|| {
+                Conv2dConfig::new([c, c], [3, 3])
+                    .with_stride([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init(device)
+            });
+            down.push(DownLevel {
+                blocks,
+                attention: attention_at(i, w),
+                downsample,
+            });
+        }
+        let middle = ResBlock::new(c, c, d_time, self, device);
+        let middle_attention = self
+            .middle_attention
+            .then(|| AttentionBlock::new(c, self.norm_groups, device));
+        let mut up = Vec::with_capacity(levels);
+        for (i, &w) in widths.iter().enumerate().rev() {
+            let blocks = (0..self.res_blocks)
+                .map(|b| ResBlock::new(if b == 0 { c + w } else { w }, w, d_time, self, device))
+                .collect();
+            c = w;
+            up.push(UpLevel {
+                blocks,
+                attention: attention_at(i, w),
+                upsample: (i > 0).then(|| conv3(w, w, device)),
+            });
+        }
+        Ok(UNet {
+            time_in: LinearConfig::new(c0, d_time).init(device),
+            time_out: LinearConfig::new(d_time, d_time).init(device),
+            stem: conv3(self.channels, c0, device),
+            down,
+            middle,
+            middle_attention,
+            up,
+            out_norm: group_norm(c, self.norm_groups, device),
+            out_conv: conv3(c, self.channels, device),
+            base_channels: c0,
+            size_divisor: self.size_divisor(),
+        })
+    }
+}
+
+/// The DDPM U-Net: `(x_t, t) ↦` a tensor of `x_t`'s shape (ε, x₀ or v, as the diffusion
+/// model is parameterised).
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use elbo::nn::UNetConfig;
+/// let device = Device::flex();
+/// let net = UNetConfig::new(1).with_base_channels(8).init(&device)?;
+/// let x = Tensor::<4>::zeros([2, 1, 12, 12], &device);
+/// let t = Tensor::<1>::from_floats([1.0, 500.0], &device);
+/// assert_eq!(net.forward(x, t)?.dims(), [2, 1, 12, 12]);
+/// # Ok::<(), elbo::Error>(())
+/// ```
+#[derive(Module, Debug)]
+pub struct UNet {
+    time_in: Linear,
+    time_out: Linear,
+    stem: Conv2d,
+    down: Vec<DownLevel>,
+    middle: ResBlock,
+    middle_attention: Option<AttentionBlock>,
+    up: Vec<UpLevel>,
+    out_norm: GroupNorm,
+    out_conv: Conv2d,
+    #[module(skip)]
+    base_channels: usize,
+    #[module(skip)]
+    size_divisor: usize,
+}
+
+impl UNet {
+    /// `x_t`: `[batch, channels, H, W]` with `H`, `W` divisible by `2^(levels − 1)`;
+    /// `t`: `[batch]` time steps. Returns `[batch, channels, H, W]`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for a size the levels cannot halve or a `t` of the wrong
+    /// length.
+    pub fn forward(&self, x: Tensor<4>, t: Tensor<1>) -> crate::Result<Tensor<4>> {
+        let [b, _, h, w] = x.dims();
+        if !h.is_multiple_of(self.size_divisor)
+            || !w.is_multiple_of(self.size_divisor)
+            || t.dims() != [b]
+        {
+            return Err(Error::shape(
+                "UNet input",
+                format!(
+                    "x [batch, channels, H, W] with H, W multiples of {} and t [batch]",
+                    self.size_divisor
+                ),
+                (x.dims(), t.dims()),
+            ));
+        }
+        let temb = timestep_embedding(t, self.base_channels);
+        let temb = self
+            .time_out
+            .forward(activation::silu(self.time_in.forward(temb)));
+        let mut s = self.stem.forward(x);
+        let mut skips = Vec::with_capacity(self.down.len());
+        for level in &self.down {
+            for (i, block) in level.blocks.iter().enumerate() {
+                s = block.forward(s, temb.clone());
+                if let Some(attention) = level.attention.get(i) {
+                    s = attention.forward(s);
+                }
+            }
+            skips.push(s.clone());
+            if let Some(conv) = &level.downsample {
+                s = conv.forward(s);
+            }
+        }
+        s = self.middle.forward(s, temb.clone());
+        if let Some(attention) = &self.middle_attention {
+            s = attention.forward(s);
+        }
+        for level in &self.up {
+            for (i, block) in level.blocks.iter().enumerate() {
+                s = if i == 0 {
+                    let skip = skips.pop().expect("one skip per level");
+                    block.forward(Tensor::cat(vec![s, skip], 1), temb.clone())
+                } else {
+                    block.forward(s, temb.clone())
+                };
+                if let Some(attention) = level.attention.get(i) {
+                    s = attention.forward(s);
+                }
+            }
+            if let Some(conv) = &level.upsample {
+                s = conv.forward(upsample2(s));
+            }
+        }
+        Ok(self
+            .out_conv
+            .forward(activation::silu(self.out_norm.forward(s))))
+    }
+}
+
+/// Nearest-neighbour upsampling by 2: `[b, c, h, w] → [b, c, 2h, 2w]`.
+pub(crate) fn upsample2(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h, 1, w, 1])
+        .expand([b, c, h, 2, w, 2])
+        .reshape([b, c, 2 * h, 2 * w])
+}
