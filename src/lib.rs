@@ -65,6 +65,7 @@
 mod atomic_write;
 pub mod data;
 pub mod distributions;
+pub mod ema;
 mod error;
 #[cfg(feature = "png")]
 pub mod image;
@@ -75,6 +76,7 @@ pub mod objective;
 pub mod train;
 mod traits;
 
+pub use ema::Ema;
 pub use error::{Error, Result};
 pub use traits::{
     Batch, Decoder, Distribution, Encoder, KlDivergence, LatentVariableModel, Posterior,

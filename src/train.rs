@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic_write::{tmp_path, write_atomic};
 use crate::data::{TrainData, shuffled_batches};
+use crate::ema::Ema;
 use crate::error::{ensure_nonzero, ensure_positive};
 use crate::objective::Objective;
 use crate::traits::LatentVariableModel;
@@ -100,6 +101,10 @@ pub struct FitConfig {
     /// `GradientClipping::Norm`, applied per parameter tensor); `None` leaves gradients
     /// alone. Recurrent models usually train with 5.
     pub grad_clip_norm: Option<f64>,
+    /// Keep an exponential moving average of the weights with this decay (see [`Ema`]) and
+    /// return it instead of the last weights; `None` returns the last weights. Checkpoints
+    /// hold the last weights, so a resumed run restarts the average from them.
+    pub ema_decay: Option<f64>,
 }
 
 impl FitConfig {
@@ -118,6 +123,7 @@ impl FitConfig {
             resume: false,
             log_epochs: false,
             grad_clip_norm: None,
+            ema_decay: None,
         }
     }
 
@@ -129,6 +135,11 @@ impl FitConfig {
         self.objective.validate()?;
         if let Some(norm) = self.grad_clip_norm {
             ensure_positive("grad_clip_norm", norm)?;
+        }
+        if let Some(decay) = self.ema_decay
+            && !(0.0..1.0).contains(&decay)
+        {
+            return Err(Error::config("ema_decay", decay, "a number in [0, 1)"));
         }
         if let OptimizerKind::AdamW { weight_decay } = self.optimizer {
             crate::error::ensure_non_negative("weight_decay", weight_decay)?;
@@ -278,6 +289,7 @@ where
         start_epoch = state.epoch;
     }
 
+    let mut ema = config.ema_decay.map(|d| Ema::new(&model, d)).transpose()?;
     let steps_per_epoch = data.len().div_ceil(config.batch_size);
     let total_steps = steps_per_epoch * config.epochs;
     for epoch in start_epoch..config.epochs {
@@ -308,6 +320,9 @@ where
             }
             let grads = GradientsParams::from_grads(out.loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
+            if let Some(ema) = &mut ema {
+                ema.update(&model);
+            }
             let n = indices.len();
             let bound = out.neg_bound.into_scalar::<f32>() as f64;
             sum_loss += loss * n as f64;
@@ -367,7 +382,7 @@ where
             save_checkpoint(dir, &model, &optimizer, &state)?;
         }
     }
-    Ok((model, history))
+    Ok((ema.map_or(model, Ema::into_model), history))
 }
 
 fn progress_bar(show: bool, len: usize, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
