@@ -69,33 +69,26 @@ fn parse_args() -> Result<Args, String> {
         resume: false,
         device: "flex".into(),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--resume" {
-            args.resume = true;
-            continue;
-        }
-        if flag == "--help" || flag == "-h" {
-            return Err(String::new());
-        }
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
+    let mut flags = common::Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--data" => args.data = value.into(),
-            "--epochs" => args.epochs = value.parse().map_err(|e| bad(&e))?,
-            "--batch-size" => args.batch_size = value.parse().map_err(|e| bad(&e))?,
-            "--latent" => args.latent = value.parse().map_err(|e| bad(&e))?,
-            "--lr" => args.lr = value.parse().map_err(|e| bad(&e))?,
-            "--seed" => args.seed = value.parse().map_err(|e| bad(&e))?,
-            "--k" => args.k = value.parse().map_err(|e| bad(&e))?,
-            "--test-count" => args.test_count = value.parse().map_err(|e| bad(&e))?,
-            "--iwae" => args.iwae = Some(value.parse().map_err(|e| bad(&e))?),
-            "--beta" => args.beta = value.parse().map_err(|e| bad(&e))?,
-            "--warmup" => args.warmup = value.parse().map_err(|e| bad(&e))?,
-            "--free-bits" => args.free_bits = value.parse().map_err(|e| bad(&e))?,
-            "--out" => args.out = value.into(),
-            "--checkpoint" => args.checkpoint = Some(value.into()),
-            "--device" => args.device = value,
+            "--help" | "-h" => return Err(String::new()),
+            "--resume" => args.resume = true,
+            "--data" => args.data = flags.value(&flag)?,
+            "--epochs" => args.epochs = flags.value(&flag)?,
+            "--batch-size" => args.batch_size = flags.value(&flag)?,
+            "--latent" => args.latent = flags.value(&flag)?,
+            "--lr" => args.lr = flags.value(&flag)?,
+            "--seed" => args.seed = flags.value(&flag)?,
+            "--k" => args.k = flags.value(&flag)?,
+            "--test-count" => args.test_count = flags.value(&flag)?,
+            "--iwae" => args.iwae = Some(flags.value(&flag)?),
+            "--beta" => args.beta = flags.value(&flag)?,
+            "--warmup" => args.warmup = flags.value(&flag)?,
+            "--free-bits" => args.free_bits = flags.value(&flag)?,
+            "--out" => args.out = flags.value(&flag)?,
+            "--checkpoint" => args.checkpoint = Some(flags.value(&flag)?),
+            "--device" => args.device = flags.value(&flag)?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }

@@ -65,35 +65,24 @@ fn parse_args() -> Result<Args, String> {
         resume: false,
         device: "flex".into(),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
+    let mut flags = common::Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--resume" => {
-                args.resume = true;
-                continue;
-            }
-            "--no-balancing" => {
-                args.balancing = false;
-                continue;
-            }
             "--help" | "-h" => return Err(String::new()),
-            _ => {}
-        }
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
-        match flag.as_str() {
-            "--data" => args.data = value.into(),
-            "--preset" => args.preset = value,
-            "--epochs" => args.epochs = value.parse().map_err(|e| bad(&e))?,
-            "--batch-size" => args.batch_size = value.parse().map_err(|e| bad(&e))?,
-            "--lr" => args.lr = value.parse().map_err(|e| bad(&e))?,
-            "--seed" => args.seed = value.parse().map_err(|e| bad(&e))?,
-            "--k" => args.k = value.parse().map_err(|e| bad(&e))?,
-            "--test-count" => args.test_count = value.parse().map_err(|e| bad(&e))?,
-            "--warmup-fraction" => args.warmup_fraction = value.parse().map_err(|e| bad(&e))?,
-            "--out" => args.out = value.into(),
-            "--checkpoint" => args.checkpoint = Some(value.into()),
-            "--device" => args.device = value,
+            "--resume" => args.resume = true,
+            "--no-balancing" => args.balancing = false,
+            "--data" => args.data = flags.value(&flag)?,
+            "--preset" => args.preset = flags.value(&flag)?,
+            "--epochs" => args.epochs = flags.value(&flag)?,
+            "--batch-size" => args.batch_size = flags.value(&flag)?,
+            "--lr" => args.lr = flags.value(&flag)?,
+            "--seed" => args.seed = flags.value(&flag)?,
+            "--k" => args.k = flags.value(&flag)?,
+            "--test-count" => args.test_count = flags.value(&flag)?,
+            "--warmup-fraction" => args.warmup_fraction = flags.value(&flag)?,
+            "--out" => args.out = flags.value(&flag)?,
+            "--checkpoint" => args.checkpoint = Some(flags.value(&flag)?),
+            "--device" => args.device = flags.value(&flag)?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }

@@ -81,31 +81,27 @@ fn parse_args() -> Result<Args, String> {
         decoder_hidden: 128,
         device: "flex".into(),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(String::new());
-        }
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
+    let mut flags = common::Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--head" => args.head = value,
-            "--data" => args.data = value.into(),
-            "--epochs" => args.epochs = value.parse().map_err(|e| bad(&e))?,
-            "--batch-size" => args.batch_size = value.parse().map_err(|e| bad(&e))?,
-            "--latent" => args.latent = value.parse().map_err(|e| bad(&e))?,
-            "--lr" => args.lr = value.parse().map_err(|e| bad(&e))?,
-            "--seed" => args.seed = value.parse().map_err(|e| bad(&e))?,
-            "--k" => args.k = value.parse().map_err(|e| bad(&e))?,
-            "--gamma" => args.gamma = value.parse().map_err(|e| bad(&e))?,
-            "--tau" => args.tau = value.parse().map_err(|e| bad(&e))?,
-            "--kappa" => args.kappa = Some(value.parse().map_err(|e| bad(&e))?),
-            "--warmup" => args.warmup = Some(value.parse().map_err(|e| bad(&e))?),
-            "--eval" => args.eval = Some(value.parse().map_err(|e| bad(&e))?),
-            "--embedding" => args.embedding = value.parse().map_err(|e| bad(&e))?,
-            "--encoder-hidden" => args.encoder_hidden = value.parse().map_err(|e| bad(&e))?,
-            "--decoder-hidden" => args.decoder_hidden = value.parse().map_err(|e| bad(&e))?,
-            "--device" => args.device = value,
+            "--help" | "-h" => return Err(String::new()),
+            "--head" => args.head = flags.value(&flag)?,
+            "--data" => args.data = flags.value(&flag)?,
+            "--epochs" => args.epochs = flags.value(&flag)?,
+            "--batch-size" => args.batch_size = flags.value(&flag)?,
+            "--latent" => args.latent = flags.value(&flag)?,
+            "--lr" => args.lr = flags.value(&flag)?,
+            "--seed" => args.seed = flags.value(&flag)?,
+            "--k" => args.k = flags.value(&flag)?,
+            "--gamma" => args.gamma = flags.value(&flag)?,
+            "--tau" => args.tau = flags.value(&flag)?,
+            "--kappa" => args.kappa = Some(flags.value(&flag)?),
+            "--warmup" => args.warmup = Some(flags.value(&flag)?),
+            "--eval" => args.eval = Some(flags.value(&flag)?),
+            "--embedding" => args.embedding = flags.value(&flag)?,
+            "--encoder-hidden" => args.encoder_hidden = flags.value(&flag)?,
+            "--decoder-hidden" => args.decoder_hidden = flags.value(&flag)?,
+            "--device" => args.device = flags.value(&flag)?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }

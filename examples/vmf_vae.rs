@@ -51,28 +51,25 @@ fn parse_args() -> Result<Args, String> {
         k: 1000,
         out: PathBuf::from("out/vmf_vae"),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(String::new());
-        }
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
+    let mut flags = common::Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--data" => args.data = value.into(),
-            "--epochs" => args.epochs = value.parse().map_err(|e| bad(&e))?,
-            "--batch-size" => args.batch_size = value.parse().map_err(|e| bad(&e))?,
-            "--latent" => args.latent = value.parse().map_err(|e| bad(&e))?,
+            "--help" | "-h" => return Err(String::new()),
+            "--data" => args.data = flags.value(&flag)?,
+            "--epochs" => args.epochs = flags.value(&flag)?,
+            "--batch-size" => args.batch_size = flags.value(&flag)?,
+            "--latent" => args.latent = flags.value(&flag)?,
             "--kappa" => {
+                let value: String = flags.value(&flag)?;
                 args.kappa = match value.as_str() {
                     "learned" => VmfKappa::Learned,
-                    v => VmfKappa::Fixed(v.parse().map_err(|e| bad(&e))?),
+                    v => VmfKappa::Fixed(v.parse().map_err(|e| format!("{flag} {v}: {e}"))?),
                 }
             }
-            "--lr" => args.lr = value.parse().map_err(|e| bad(&e))?,
-            "--seed" => args.seed = value.parse().map_err(|e| bad(&e))?,
-            "--k" => args.k = value.parse().map_err(|e| bad(&e))?,
-            "--out" => args.out = value.into(),
+            "--lr" => args.lr = flags.value(&flag)?,
+            "--seed" => args.seed = flags.value(&flag)?,
+            "--k" => args.k = flags.value(&flag)?,
+            "--out" => args.out = flags.value(&flag)?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }

@@ -36,6 +36,31 @@ pub fn main_with<A>(
     }
 }
 
+/// The command line after the program name, read as flags and their values.
+pub struct Flags(std::iter::Skip<std::env::Args>);
+
+impl Flags {
+    /// The process's arguments.
+    pub fn from_env() -> Self {
+        Self(std::env::args().skip(1))
+    }
+
+    /// The next flag, if any.
+    pub fn next_flag(&mut self) -> Option<String> {
+        self.0.next()
+    }
+
+    /// The value that follows `flag`, parsed; the error names the flag and the value.
+    pub fn value<T>(&mut self, flag: &str) -> Result<T, String>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let value = self.0.next().ok_or(format!("{flag} needs a value"))?;
+        value.parse().map_err(|e| format!("{flag} {value}: {e}"))
+    }
+}
+
 /// The device named by `--device`: `flex`, or `wgpu` when built with that feature.
 pub fn device(name: &str) -> Result<Device, String> {
     match name {
