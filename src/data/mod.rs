@@ -3,9 +3,11 @@
 mod batches;
 mod idx;
 mod images;
+mod labeled;
 mod text;
 
 pub use batches::{TrainData, shuffled_batches};
 pub use idx::{IdxArray, read_idx};
 pub use images::{Binarization, ImageData, Images, load_labels};
+pub use labeled::{LabeledBatch, LabeledImageData};
 pub use text::{CharVocab, SentenceData, TokenBatch, read_sentences};

@@ -15,6 +15,7 @@ pub mod nvae;
 mod power_spherical_head;
 mod text_vae;
 mod vae;
+mod vib;
 mod vmf_vae;
 
 pub use bn_vae::{BnGaussianHead, BnScale, BnVae, BnVaeConfig};
@@ -26,4 +27,5 @@ pub use mlp_encoder::{BernoulliMlpDecoder, MlpEncoder, mlp_trunk};
 pub use power_spherical_head::PowerSphericalHead;
 pub use text_vae::{TextVae, TextVaeConfig};
 pub use vae::Vae;
+pub use vib::{Vib, VibConfig};
 pub use vmf_vae::{VmfHead, VmfKappa, VmfVae, VmfVaeConfig};
