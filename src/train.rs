@@ -297,7 +297,11 @@ where
         let mut rng = StdRng::seed_from_u64(mix_seed(config.seed, epoch));
         train_device.seed(mix_seed(config.seed.wrapping_add(1), epoch));
         let batches = shuffled_batches(data.len(), config.batch_size, &mut rng);
-        let bar = progress_bar(config.progress, batches.len(), epoch + 1, config.epochs);
+        let bar = progress_bar(
+            config.progress,
+            batches.len(),
+            format!("epoch {}/{}", epoch + 1, config.epochs),
+        );
         let (mut sum_loss, mut sum_bound, mut sum_kl, mut seen) = (0.0, 0.0, 0.0, 0usize);
         let mut sum_kl_groups: Vec<f64> = Vec::new();
         let mut lr = config.learning_rate;
@@ -385,17 +389,19 @@ where
     Ok((ema.map_or(model, Ema::into_model), history))
 }
 
-fn progress_bar(show: bool, len: usize, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
+/// A progress bar of `len` steps labelled `prefix` (hidden unless `show`), shared by the fit
+/// loop and the samplers.
+pub(crate) fn progress_bar(show: bool, len: usize, prefix: String) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len as u64);
     if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})",
+        "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})",
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
-    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar.set_prefix(prefix);
     bar
 }
 

@@ -158,10 +158,20 @@ impl ElboObjective {
 /// NVAE's KL-balancing coefficients `c_g` (see [`ElboObjective`]), read off the batch.
 fn balancing_weights(terms: &ElboTerms) -> Vec<f64> {
     let groups = terms.kl.len();
-    let means: Vec<f64> = terms
-        .kl
-        .iter()
-        .map(|g| g.clone().detach().abs().mean().into_scalar::<f32>() as f64 + 0.01)
+    // One read back from the device for all groups.
+    let group_means = Tensor::cat(
+        terms
+            .kl
+            .iter()
+            .map(|g| g.clone().detach().abs().mean())
+            .collect(),
+        0,
+    );
+    let means: Vec<f64> = group_means
+        .try_into_vec_as::<f32>()
+        .expect("KL means read back from the device")
+        .into_iter()
+        .map(|m| m as f64 + 0.01)
         .collect();
     let total: f64 = means.iter().sum();
     let alpha = |g: usize| -> f64 {

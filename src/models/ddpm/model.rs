@@ -374,29 +374,36 @@ impl<N: Denoiser> Ddpm<N> {
     ) -> crate::Result<Tensor<1>> {
         let x_t = q_sample(&self.schedule, x0.clone(), t, noise)?;
         let p = self.reverse_step_distribution(x_t.clone(), t)?;
-        let (q_mean, _) = q_posterior(&self.schedule, x0.clone(), x_t, t)?;
-        let device = x0.device();
-        let q_log_var: Vec<f64> = t
-            .iter()
-            .map(|&s| self.schedule.posterior_log_variance_clipped(s))
-            .collect();
-        let q = DiagNormal::new(
-            q_mean.clone(),
-            per_row(&q_log_var, &device).expand(q_mean.dims()),
-        )?;
-        let kl = q.kl(&p);
-        let nll = self.decoder_nll(&p, x0)?;
-        // Rows at t = 1 take the decoder term, the others the KL.
-        let first: Vec<f64> = t.iter().map(|&s| if s == 1 { 1.0 } else { 0.0 }).collect();
-        let first = Tensor::<1>::from_floats(
-            first
+        let at_first = t.iter().filter(|&&s| s == 1).count();
+        // Each term is computed only when some row needs it: whole batches at one step
+        // (the bound's `elbo`) need just one of them.
+        let nll = if at_first > 0 {
+            Some(self.decoder_nll(&p, x0)?)
+        } else {
+            None
+        };
+        let kl = if at_first < t.len() {
+            let (q_mean, _) = q_posterior(&self.schedule, x0.clone(), x_t, t)?;
+            let q_log_var: Vec<f64> = t
                 .iter()
-                .map(|&v| v as f32)
-                .collect::<Vec<_>>()
-                .as_slice(),
-            &device,
-        );
-        Ok(kl * first.clone().neg().add_scalar(1.0) + nll * first)
+                .map(|&s| self.schedule.posterior_log_variance_clipped(s))
+                .collect();
+            let q_log_var = per_row(&q_log_var, &x0.device()).expand(q_mean.dims());
+            Some(DiagNormal::new(q_mean, q_log_var)?.kl(&p))
+        } else {
+            None
+        };
+        Ok(match (kl, nll) {
+            (Some(kl), None) => kl,
+            (None, Some(nll)) => nll,
+            (Some(kl), Some(nll)) => {
+                // Rows at t = 1 take the decoder term, the others the KL.
+                let first: Vec<f32> = t.iter().map(|&s| f32::from(u8::from(s == 1))).collect();
+                let first = Tensor::<1>::from_floats(first.as_slice(), &x0.device());
+                kl * first.clone().neg().add_scalar(1.0) + nll * first
+            }
+            (None, None) => unreachable!("t is non-empty: q_sample checked its length"),
+        })
     }
 
     /// `−log p(x_0 | x_1)` per row under `p` (the reverse step at `t = 1`).

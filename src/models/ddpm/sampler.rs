@@ -7,6 +7,7 @@ use burn::tensor::{Device, Distribution as TensorDistribution, Tensor};
 use super::model::{Ddpm, Denoiser};
 use crate::Result;
 use crate::error::{Error, ensure_nonzero};
+use crate::train::progress_bar;
 
 impl<N: Denoiser> Ddpm<N> {
     /// One ancestral step `x_t → x_{t−1} = μ_θ(x_t, t) + σ_t z` (model space), `z` given;
@@ -107,7 +108,7 @@ impl<N: Denoiser> Ddpm<N> {
             TensorDistribution::Normal(0.0, 1.0),
             device,
         );
-        let bar = bar(progress, self.steps(), "ancestral");
+        let bar = progress_bar(progress, self.steps(), "sampling (ancestral)".into());
         for t in (1..=self.steps()).rev() {
             x = self.reverse_step(x, t)?;
             bar.inc(1);
@@ -137,7 +138,7 @@ impl<N: Denoiser> Ddpm<N> {
             TensorDistribution::Normal(0.0, 1.0),
             device,
         );
-        let bar = bar(progress, taus.len(), "DDIM");
+        let bar = progress_bar(progress, taus.len(), "sampling (DDIM)".into());
         for i in (0..taus.len()).rev() {
             let s = if i == 0 { 0 } else { taus[i - 1] };
             let noise = x.random_like(TensorDistribution::Normal(0.0, 1.0));
@@ -169,18 +170,4 @@ fn check_eta(eta: f64) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-fn bar(show: bool, len: usize, name: &str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len as u64);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {pos}/{len} ({elapsed} < {eta})",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_prefix(format!("sampling ({name})"));
-    bar
 }
