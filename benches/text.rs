@@ -5,53 +5,30 @@
 //! ```text
 //! cargo bench --bench text
 //! ```
-//! Reads `../shared/data/fortune-sentences` (or `$ELBO_TEXT_DIR`). Every timed closure ends
+//! Reads `../shared/data/fortune-sentences` (or `$ELBO_TEXT_DIR`). The evaluation batch is
+//! 20 training sentences. Every timed closure ends
 //! on a device sync (`into_scalar` or a host read).
 
 mod common;
 
-use std::path::PathBuf;
-
 use burn::tensor::Device;
-use common::bench_train_step;
+use common::{bench_train_step, sentence_batches};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use elbo::data::{CharVocab, SentenceData, TokenBatch, TrainData, read_sentences};
+use elbo::data::CharVocab;
 use elbo::models::{BnScale, TextVaeConfig};
 use elbo::objective::{LikelihoodConfig, log_likelihood};
-use rand::SeedableRng;
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("ELBO_TEXT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/fortune-sentences")
-        })
-}
-
-fn setup() -> (TextVaeConfig, SentenceData) {
-    let text = read_sentences(data_dir().join("train.txt"), 64).expect("sentence data");
-    let vocab = CharVocab::from_sentences(&text);
-    let config = TextVaeConfig::new(vocab.len())
+fn config(vocab: &CharVocab) -> TextVaeConfig {
+    TextVaeConfig::new(vocab.len())
         .with_embedding(32)
         .with_encoder_hidden(64)
-        .with_decoder_hidden(128);
-    (config, SentenceData::new(&text, &vocab))
-}
-
-fn batches(data: &SentenceData, device: &Device) -> Vec<TokenBatch> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    (0..16)
-        .map(|i| {
-            let idx: Vec<usize> = (0..32).map(|j| (i * 541 + j * 97) % data.len()).collect();
-            data.batch(&idx, &mut rng, device).unwrap()
-        })
-        .collect()
+        .with_decoder_hidden(128)
 }
 
 fn train_steps(c: &mut Criterion) {
     let device = Device::flex().autodiff();
-    let (config, data) = setup();
-    let batches = batches(&data, &device);
+    let (vocab, batches) = sentence_batches(&device, 32);
+    let config = config(&vocab);
     bench_train_step(
         c,
         "text/train_step/batch32/gaussian",
@@ -68,16 +45,16 @@ fn train_steps(c: &mut Criterion) {
 
 fn importance_sampling(c: &mut Criterion) {
     let device = Device::flex();
-    let (config, data) = setup();
-    let vae = config.gaussian(&device).unwrap();
-    let x = TokenBatch::new(&data.sequences[..20], &device).unwrap();
+    let (vocab, batches) = sentence_batches(&device, 20);
+    let vae = config(&vocab).gaussian(&device).unwrap();
+    let x = &batches[0];
     let k = 100;
     let mut group = c.benchmark_group("text/importance_sampling/k100");
     group.sample_size(10);
     group.throughput(Throughput::Elements((20 * k) as u64));
     group.bench_function("sentence_samples", |b| {
         b.iter(|| {
-            log_likelihood(&vae, &x, &LikelihoodConfig::new(k))
+            log_likelihood(&vae, x, &LikelihoodConfig::new(k))
                 .unwrap()
                 .mean
         })

@@ -103,7 +103,8 @@ pub struct FitConfig {
     pub grad_clip_norm: Option<f64>,
     /// Keep an exponential moving average of the weights with this decay (see [`Ema`]) and
     /// return it instead of the last weights; `None` returns the last weights. Checkpoints
-    /// hold the last weights, so a resumed run restarts the average from them.
+    /// hold the average beside the weights, so a resumed run continues it (from a checkpoint
+    /// written without one, the average restarts from the weights).
     pub ema_decay: Option<f64>,
 }
 
@@ -278,6 +279,7 @@ where
     let mut optimizer = config.build_optimizer();
     let mut history = History::default();
     let mut start_epoch = 0;
+    let mut ema = None;
 
     if let (true, Some(dir)) = (config.resume, &config.checkpoint_dir)
         && let Some(state_dir) = latest_checkpoint(dir)?
@@ -287,9 +289,14 @@ where
         optimizer = o;
         history = state.history;
         start_epoch = state.epoch;
+        if let Some(decay) = config.ema_decay {
+            ema = load_ema(&state_dir, &model, decay)?;
+        }
     }
 
-    let mut ema = config.ema_decay.map(|d| Ema::new(&model, d)).transpose()?;
+    if ema.is_none() {
+        ema = config.ema_decay.map(|d| Ema::new(&model, d)).transpose()?;
+    }
     let steps_per_epoch = data.len().div_ceil(config.batch_size);
     let total_steps = steps_per_epoch * config.epochs;
     for epoch in start_epoch..config.epochs {
@@ -383,7 +390,13 @@ where
                 model_config: model_config.clone(),
                 history: history.clone(),
             };
-            save_checkpoint(dir, &model, &optimizer, &state)?;
+            save_checkpoint(
+                dir,
+                &model,
+                ema.as_ref().map(Ema::model),
+                &optimizer,
+                &state,
+            )?;
         }
     }
     Ok((ema.map_or(model, Ema::into_model), history))
@@ -415,6 +428,7 @@ fn checkpoint_error(path: &Path, reason: impl Into<String>) -> Error {
 fn save_checkpoint<M: Module>(
     dir: &Path,
     model: &M,
+    ema: Option<&M>,
     optimizer: &ModuleOptimizer,
     state: &CheckpointState,
 ) -> Result<()> {
@@ -429,6 +443,11 @@ fn save_checkpoint<M: Module>(
             .clone()
             .save_file(tmp_dir.join("model.bpk"))
             .map_err(|e| checkpoint_error(&tmp_dir, format!("saving the model: {e:?}")))?;
+        if let Some(ema) = ema {
+            ema.clone().save_file(tmp_dir.join(EMA_FILE)).map_err(|e| {
+                checkpoint_error(&tmp_dir, format!("saving the weight average: {e:?}"))
+            })?;
+        }
         optimizer
             .save(tmp_dir.join("optimizer.bpk"))
             .map_err(|e| checkpoint_error(&tmp_dir, format!("saving the optimizer: {e:?}")))?;
@@ -494,6 +513,23 @@ fn load_checkpoint<M: Module>(
         .load(dir.join("optimizer.bpk"))
         .map_err(|e| checkpoint_error(dir, format!("loading the optimizer state: {e:?}")))?;
     Ok((model, optimizer, state))
+}
+
+/// The checkpoint file that holds the weight average (EMA), when the fit keeps one.
+const EMA_FILE: &str = "ema.bpk";
+
+/// The weight average saved beside a checkpoint's weights, continued with `decay`; `None`
+/// for a checkpoint written without one (the average then restarts from the weights).
+fn load_ema<M: Module>(dir: &Path, model: &M, decay: f64) -> Result<Option<Ema<M>>> {
+    let path = dir.join(EMA_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let average = model
+        .clone()
+        .try_load_file(&path)
+        .map_err(|e| checkpoint_error(dir, format!("loading the weight average: {e:?}")))?;
+    Ema::new(&average, decay).map(Some)
 }
 
 /// Loads the weights of the latest checkpoint in `dir` into `model`, checking that it was

@@ -10,7 +10,9 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use criterion::Criterion;
 use elbo::LatentVariableModel;
-use elbo::data::{Binarization, ImageData, Images, TrainData};
+use elbo::data::{
+    Binarization, CharVocab, ImageData, Images, SentenceData, TokenBatch, TrainData, read_sentences,
+};
 use elbo::objective::Objective;
 use rand::SeedableRng;
 
@@ -32,6 +34,33 @@ pub fn mnist_dir() -> PathBuf {
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist-10k")
         })
+}
+
+/// `../shared/data/fortune-sentences`, or `$ELBO_TEXT_DIR`.
+pub fn text_dir() -> PathBuf {
+    std::env::var_os("ELBO_TEXT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/fortune-sentences")
+        })
+}
+
+/// 16 batches of `batch_size` training sentences (a fixed spread over the file, so batch
+/// lengths vary as in training), with the vocabulary built from the training file.
+pub fn sentence_batches(device: &Device, batch_size: usize) -> (CharVocab, Vec<TokenBatch>) {
+    let text = read_sentences(text_dir().join("train.txt"), 64).expect("sentence data");
+    let vocab = CharVocab::from_sentences(&text);
+    let data = SentenceData::new(&text, &vocab);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let batches = (0..16)
+        .map(|i| {
+            let idx: Vec<usize> = (0..batch_size)
+                .map(|j| (i * 541 + j * 97) % data.len())
+                .collect();
+            data.batch(&idx, &mut rng, device).unwrap()
+        })
+        .collect();
+    (vocab, batches)
 }
 
 /// 16 dynamically binarised MNIST training batches of `batch_size` flat images.

@@ -10,4 +10,5 @@ pub use batches::{TrainData, shuffled_batches};
 pub use idx::{IdxArray, read_idx};
 pub use images::{Binarization, ImageData, Images, load_labels};
 pub use labeled::{LabeledBatch, LabeledImageData};
+pub(crate) use text::next_char;
 pub use text::{CharVocab, SentenceData, TokenBatch, read_sentences};

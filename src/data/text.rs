@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::RngExt as _;
 use rand::rngs::StdRng;
 
 use super::batches::TrainData;
@@ -25,6 +26,7 @@ use crate::{Error, Result};
 /// assert_eq!(vocab.len(), 4 + 4);
 /// let ids = vocab.encode("cab?");
 /// assert_eq!(ids[3], CharVocab::UNK);
+/// assert!(vocab.try_encode("cab?").is_err());
 /// assert_eq!(vocab.decode(&vocab.encode("bac")), "bac");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +77,29 @@ impl CharVocab {
             .collect()
     }
 
+    /// The ids of the characters of `sentence`, refusing characters the vocabulary does not
+    /// hold (where [`encode`](Self::encode) maps them to [`UNK`](Self::UNK)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidData`] naming the first unknown character and its position.
+    pub fn try_encode(&self, sentence: &str) -> Result<Vec<i64>> {
+        sentence
+            .chars()
+            .enumerate()
+            .map(|(i, c)| match self.chars.binary_search(&c) {
+                Ok(k) => Ok((k + Self::RESERVED) as i64),
+                Err(_) => Err(Error::InvalidData {
+                    path: Default::default(),
+                    reason: format!(
+                        "character {c:?} at position {i} of {sentence:?} is not in the \
+                         vocabulary; build the vocabulary from text that holds it, or use \
+                         CharVocab::encode to map it to UNK"
+                    ),
+                }),
+            })
+            .collect()
+    }
+
     /// The text of `ids`, stopping at the first end marker; begin and padding ids are
     /// skipped and unknown ids read as `�`.
     pub fn decode(&self, ids: &[i64]) -> String {
@@ -94,6 +119,32 @@ impl CharVocab {
         }
         text
     }
+}
+
+/// The next id of a generated sentence from one row `p` of softmax probabilities over the
+/// vocabulary: its most probable id (`greedy`) or a draw from it, never padding or the begin
+/// marker (their probability is dropped and the rest renormalised).
+pub(crate) fn next_char(p: &[f32], greedy: bool, rng: &mut StdRng) -> i64 {
+    let allowed = |id: usize| id as i64 != CharVocab::PAD && id as i64 != CharVocab::BOS;
+    let ids = || (0..p.len()).filter(|&i| allowed(i));
+    let id = if greedy {
+        ids()
+            .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+            .unwrap_or(CharVocab::EOS as usize)
+    } else {
+        let total: f32 = ids().map(|i| p[i]).sum();
+        let mut u = rng.random::<f32>() * total;
+        let mut pick = CharVocab::EOS as usize;
+        for i in ids() {
+            pick = i;
+            u -= p[i];
+            if u <= 0.0 {
+                break;
+            }
+        }
+        pick
+    };
+    id as i64
 }
 
 /// Reads a text file of one sentence per line (blank lines skipped, line ends trimmed).

@@ -28,4 +28,4 @@ pub(crate) fn sum_event_dims<const D: usize>(x: Tensor<D>) -> Tensor<1> {
     let batch = x.dims()[0];
     x.reshape([batch as i64, -1]).sum_dim(1).reshape([batch])
 }
-pub(crate) use von_mises_fisher::host_rng;
+pub(crate) use von_mises_fisher::{host_rng, normalize};

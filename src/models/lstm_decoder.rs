@@ -4,10 +4,10 @@
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Int, Tensor, TensorData, activation};
-use rand::RngExt;
 
 use super::lstm_encoder::embed_steps;
 use crate::Result;
+use crate::data::next_char;
 use crate::data::{CharVocab, TokenBatch};
 use crate::distributions::host_rng;
 use crate::nn::{Lstm, LstmConfig, LstmState};
@@ -139,27 +139,7 @@ impl SequenceLikelihood {
                 if done[row] {
                     continue;
                 }
-                // Padding and the begin marker are never emitted.
-                let allowed =
-                    |id: usize| id as i64 != CharVocab::PAD && id as i64 != CharVocab::BOS;
-                let id = if greedy {
-                    (0..vocab)
-                        .filter(|&i| allowed(i))
-                        .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-                        .unwrap_or(CharVocab::EOS as usize)
-                } else {
-                    let total: f32 = (0..vocab).filter(|&i| allowed(i)).map(|i| p[i]).sum();
-                    let mut u = rng.random::<f32>() * total;
-                    let mut pick = CharVocab::EOS as usize;
-                    for i in (0..vocab).filter(|&i| allowed(i)) {
-                        pick = i;
-                        u -= p[i];
-                        if u <= 0.0 {
-                            break;
-                        }
-                    }
-                    pick
-                } as i64;
+                let id = next_char(p, greedy, &mut rng);
                 if id == CharVocab::EOS || sequences[row].len() == d.max_chars {
                     done[row] = true;
                 } else {

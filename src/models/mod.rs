@@ -14,6 +14,7 @@ mod mlp_encoder;
 pub mod nvae;
 mod power_spherical_head;
 mod text_vae;
+pub mod univae;
 mod vae;
 mod vib;
 mod vmf_vae;

@@ -40,7 +40,7 @@ impl VmfKappa {
 }
 
 /// Checks that a latent of width `latent_dim` can live on a sphere: `S^{d−1}` needs `d ≥ 2`.
-fn check_sphere_dim(latent_dim: usize) -> crate::Result<()> {
+pub(crate) fn check_sphere_dim(latent_dim: usize) -> crate::Result<()> {
     if latent_dim < 2 {
         return Err(crate::Error::config(
             "latent_dim",
