@@ -1,5 +1,5 @@
-//! What users wait for with DDPM on 28×28 MNIST: a training step (`L_simple`, forward,
-//! backward, Adam) of the reference U-Net at base width 32 (about 0.4 M parameters) at
+//! What users wait for with DDPM on 28×28 MNIST: a training step (`L_simple` through
+//! `Objective::ModelLoss`, forward, backward, Adam) of the reference U-Net at base width 32 (about 0.4 M parameters) at
 //! batch 64, and one ancestral reverse step at batch 16 — the two rows of the issue's
 //! PyTorch comparison (`../shared/reference-pytorch/ddpm.py --ch 32 --bench`).
 //!
@@ -13,35 +13,16 @@
 mod common;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Distribution as TensorDistribution, Tensor};
-use common::{device, mnist_dir};
+use common::{ddpm_train_step, device};
 use criterion::{Criterion, criterion_group, criterion_main};
-use elbo::data::Images;
 use elbo::models::ddpm::DdpmConfig;
 
 fn train_step(c: &mut Criterion) {
     let train = device().autodiff();
-    let images = Images::load(mnist_dir().join("train-images-idx3-ubyte.gz")).expect("MNIST data");
-    let batches: Vec<Tensor<2>> = (0..8)
-        .map(|i| {
-            let slice = images.slice(i * 64, 64).unwrap();
-            slice.to_tensor(slice.unit(), &train).unwrap()
-        })
-        .collect();
-    let mut model = Some(DdpmConfig::mnist_small().init(&train).unwrap().train());
-    let mut optimizer = AdamConfig::new().init();
-    let mut i = 0;
+    let (mut step, batches) = ddpm_train_step(&train);
     c.bench_function("ddpm_unet32/train_step_batch64", |b| {
-        b.iter(|| {
-            let m = model.take().unwrap();
-            let loss = m.loss(&batches[i % batches.len()]).unwrap();
-            i += 1;
-            let grads = GradientsParams::from_grads(loss.backward(), &m);
-            let m = optimizer.step(2e-4, m, grads);
-            let _: f32 = loss.into_scalar();
-            model = Some(m);
-        })
+        b.iter(|| step.run(&batches))
     });
 }
 

@@ -3,7 +3,8 @@
 //! Gaussian and BN heads, and importance-sampled evaluation (sentence-samples per second).
 //!
 //! ```text
-//! cargo bench --bench text
+//! cargo bench --bench text                                   # flex (CPU)
+//! ELBO_BENCH_DEVICE=wgpu cargo bench --features wgpu --bench text
 //! ```
 //! Reads `../shared/data/fortune-sentences` (or `$ELBO_TEXT_DIR`). The evaluation batch is
 //! 20 training sentences. Every timed closure ends
@@ -11,8 +12,7 @@
 
 mod common;
 
-use burn::tensor::Device;
-use common::{bench_train_step, sentence_batches};
+use common::{bench_train_step, device, sentence_batches};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use elbo::data::CharVocab;
 use elbo::models::{BnScale, TextVaeConfig};
@@ -26,7 +26,7 @@ fn config(vocab: &CharVocab) -> TextVaeConfig {
 }
 
 fn train_steps(c: &mut Criterion) {
-    let device = Device::flex().autodiff();
+    let device = device().autodiff();
     let (vocab, batches) = sentence_batches(&device, 32);
     let config = config(&vocab);
     bench_train_step(
@@ -44,7 +44,7 @@ fn train_steps(c: &mut Criterion) {
 }
 
 fn importance_sampling(c: &mut Criterion) {
-    let device = Device::flex();
+    let device = device();
     let (vocab, batches) = sentence_batches(&device, 20);
     let vae = config(&vocab).gaussian(&device).unwrap();
     let x = &batches[0];

@@ -1,6 +1,6 @@
 //! What users wait for with the 784-400-20 VAE family: a training step at batch 128 for
 //! each posterior head (Gaussian, BN-VAE fixed γ and learned split, vMF fixed and learned
-//! κ), importance-sampled evaluation at K = 1000 (test images/s), and one posterior draw
+//! κ) and for the small conv VAE, importance-sampled evaluation at K = 1000 (test images/s), and one posterior draw
 //! per family at batch 128 × 20 (the cost of vMF's rejection sampler).
 //!
 //! ```text
@@ -19,7 +19,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use elbo::Distribution;
 use elbo::data::Images;
 use elbo::distributions::{DiagNormal, PowerSpherical, VonMisesFisher};
-use elbo::models::{BnScale, BnVaeConfig, GaussianVaeConfig, VmfKappa, VmfVaeConfig};
+use elbo::models::{
+    BnScale, BnVaeConfig, ConvVaeConfig, GaussianVaeConfig, VmfKappa, VmfVaeConfig,
+};
 use elbo::objective::{LikelihoodConfig, log_likelihood};
 
 fn train_steps(c: &mut Criterion) {
@@ -30,6 +32,12 @@ fn train_steps(c: &mut Criterion) {
         c,
         "train_step/batch128/gaussian",
         g.init(&train).unwrap(),
+        &batches,
+    );
+    bench_train_step(
+        c,
+        "train_step/batch128/conv",
+        ConvVaeConfig::mnist().init(&train).unwrap(),
         &batches,
     );
     let bn = BnVaeConfig::new(784, 20);

@@ -1,6 +1,8 @@
 //! Bad input never panics: malformed IDX files, mismatched batches, invalid configs and
 //! foreign checkpoints all come back as `elbo::Error`, and nothing half-written is left.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 
@@ -152,7 +154,7 @@ fn idx_reader_rejects_malformed_files() {
 
 #[test]
 fn batches_of_the_wrong_shape_are_errors() {
-    let device = Device::flex();
+    let device = common::device();
     let vae = GaussianVaeConfig::new(6, 2)
         .with_hidden(vec![4])
         .init(&device)
@@ -186,7 +188,7 @@ fn batches_of_the_wrong_shape_are_errors() {
 
 #[test]
 fn invalid_configs_are_errors() {
-    let device = Device::flex();
+    let device = common::device();
     assert!(GaussianVaeConfig::new(0, 2).init(&device).is_err());
     assert!(GaussianVaeConfig::new(4, 0).init(&device).is_err());
     assert!(
@@ -310,7 +312,7 @@ impl elbo::data::TrainData for NanData {
 
 #[test]
 fn a_non_finite_loss_names_its_step() {
-    let device = Device::flex();
+    let device = common::device();
     let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![4]);
     let mut fit_config = FitConfig::new(2, 4);
     fit_config.progress = false;
@@ -341,7 +343,7 @@ fn no_temporary_files(dir: &Path) -> bool {
 
 #[test]
 fn checkpoints_resume_and_reject_another_config() {
-    let device = Device::flex();
+    let device = common::device();
     let dir = tempdir("checkpoint");
     let images = Images {
         count: 32,
@@ -418,7 +420,7 @@ fn checkpoints_resume_and_reject_another_config() {
 
 #[test]
 fn a_checkpoint_that_cannot_be_written_leaves_nothing_behind() {
-    let device = Device::flex();
+    let device = common::device();
     let dir = tempdir("checkpoint-blocked");
     // The checkpoint folder's `latest` is a directory: the final rename must fail.
     std::fs::create_dir_all(dir.join("latest")).unwrap();
@@ -454,7 +456,7 @@ fn a_checkpoint_that_cannot_be_written_leaves_nothing_behind() {
 #[cfg(feature = "png")]
 #[test]
 fn images_that_cannot_be_written_are_errors_and_leave_nothing() {
-    let device = Device::flex();
+    let device = common::device();
     let dir = tempdir("png");
     let images = Tensor::<2>::zeros([4, 6], &device);
     assert!(matches!(

@@ -4,7 +4,7 @@ mod common;
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use common::host;
 use elbo::data::{Binarization, ImageData, Images, TrainData, shuffled_batches};
 use elbo::models::{BnScale, BnVae, BnVaeConfig};
@@ -39,7 +39,7 @@ fn bn_ratio(vae: &BnVae, x: &Tensor<2>, second: bool, n: usize) -> Vec<f64> {
 /// Trains for `steps` steps and checks at each that the batch-mean KL is at least the
 /// analytic floor computed with BN's realised variance ratio. Returns the last KL.
 fn check_floor_over_training(scale: BnScale, steps: usize) -> f64 {
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     device.seed(4);
     let n = 8;
     let data = mnist(1024);
@@ -113,7 +113,7 @@ fn learned_split_floor_holds_at_every_training_step() {
 
 #[test]
 fn learned_split_scales_sum_to_one_and_respect_tau() {
-    let device = Device::flex();
+    let device = common::device();
     let vae = BnVaeConfig::new(4, 3)
         .with_hidden(vec![5])
         .with_scale(BnScale::LearnedSplit(0.3))
@@ -132,7 +132,7 @@ fn learned_split_scales_sum_to_one_and_respect_tau() {
 
 #[test]
 fn invalid_scales_are_errors() {
-    let device = Device::flex();
+    let device = common::device();
     for (scale, field) in [
         (BnScale::Fixed(0.0), "gamma"),
         (BnScale::Fixed(-1.0), "gamma"),

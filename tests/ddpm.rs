@@ -122,7 +122,7 @@ fn closed_form_terms(schedule: &NoiseSchedule, variance: ReverseVariance) -> Vec
 /// mean, for both variance choices; so does their sum, the −ELBO.
 #[test]
 fn bound_matches_closed_form_for_gaussian_data_with_the_optimal_denoiser() {
-    let device = Device::flex();
+    let device = common::device();
     device.seed(21);
     let steps = 40;
     let schedule = BetaSchedule::Linear {
@@ -164,7 +164,7 @@ fn bound_matches_closed_form_for_gaussian_data_with_the_optimal_denoiser() {
 /// (0.2485); DDIM with 50 steps is 11% low, so it is not part of this check.
 #[test]
 fn ancestral_and_ddim_samples_have_the_data_moments() {
-    let device = Device::flex();
+    let device = common::device();
     device.seed(8);
     let n = 2000;
     let check = |name: &str, samples: Tensor<2>| {
@@ -236,7 +236,7 @@ fn clamped_normal_moments(m: f64, s: f64) -> (f64, f64) {
 /// ε-, x₀- and v-prediction); to f32 precision (1e-4 relative on values of order 1).
 #[test]
 fn ddim_with_eta_one_is_the_ancestral_step() {
-    let device = Device::flex();
+    let device = common::device();
     for prediction in [Prediction::Epsilon, Prediction::X0, Prediction::V] {
         let model = DdpmConfig::new(1, 8, 8)
             .with_steps(50)
@@ -277,7 +277,7 @@ fn ddim_with_eta_one_is_the_ancestral_step() {
 /// errors.
 #[test]
 fn vlb_estimate_over_random_steps_is_unbiased() {
-    let device = Device::flex();
+    let device = common::device();
     device.seed(5);
     let steps = 40;
     let model = gaussian_model(
@@ -308,7 +308,7 @@ fn training_through_the_fit_loop_lowers_l_simple() {
     use elbo::data::{Binarization, ImageData, Images};
     use elbo::objective::Objective;
     use elbo::train::{FitConfig, fit};
-    let device = Device::flex();
+    let device = common::device();
     device.seed(2);
     let mut rng = StdRng::seed_from_u64(3);
     let count = 128;
@@ -361,7 +361,7 @@ fn training_through_the_fit_loop_lowers_l_simple() {
 
 #[test]
 fn bad_ddpm_configs_and_inputs_are_errors() {
-    let device = Device::flex();
+    let device = common::device();
     let small = || DdpmConfig::new(1, 8, 8).with_unet(UNetConfig::new(1).with_base_channels(8));
     assert!(small().with_steps(0).init(&device).is_err());
     assert!(

@@ -331,7 +331,7 @@ fn custom_schedule_is_used_as_given() {
 /// (they differ from each other by ≥ 1e-4 between adjacent t) fails.
 #[test]
 fn q_posterior_matches_gaussian_product() {
-    let device = Device::flex();
+    let device = common::device();
     let mut rng = StdRng::seed_from_u64(7);
     let t = [1, 2, 3, 10, 100, 500, 999, 1000];
     let (batch, d) = (t.len(), 5);
@@ -393,7 +393,7 @@ fn q_posterior_matches_gaussian_product() {
 /// probability 6e-5, so ~1e-3 in all (and the seed is fixed).
 #[test]
 fn q_sample_moments_match_marginal() {
-    let device = Device::flex();
+    let device = common::device();
     let mut rng = StdRng::seed_from_u64(42);
     let schedule = NoiseSchedule::new(&BetaSchedule::linear_default(1000), 1000).unwrap();
     let n = 20_000;
@@ -443,7 +443,7 @@ fn q_sample_moments_match_marginal() {
 /// coefficient error, which would show up at O(1).
 #[test]
 fn conversions_round_trip() {
-    let device = Device::flex();
+    let device = common::device();
     let mut rng = StdRng::seed_from_u64(3);
     let t = [1, 2, 10, 250, 500, 750, 999, 1000];
     let (batch, d) = (t.len(), 16);
@@ -500,7 +500,7 @@ fn conversions_round_trip() {
 /// (squares ≲ 25, so the identity gets 1e-5 · 25 relative room: 2.5e-4 absolute).
 #[test]
 fn v_matches_definition_and_rotates() {
-    let device = Device::flex();
+    let device = common::device();
     let mut rng = StdRng::seed_from_u64(5);
     let schedule = NoiseSchedule::new(&BetaSchedule::cosine_default(), 1000).unwrap();
     let t = [1, 50, 500, 950, 1000];
@@ -535,7 +535,7 @@ fn v_matches_definition_and_rotates() {
 /// `per_row` builds a `[n, 1]` column that scales rows (exact: small integers in f32).
 #[test]
 fn per_row_scales_each_row() {
-    let device = Device::flex();
+    let device = common::device();
     let column = per_row(&[1.0, -2.0, 0.5], &device);
     assert_eq!(column.dims(), [3, 1]);
     let scaled = host(&(Tensor::<2>::ones([3, 2], &device) * column));
@@ -663,7 +663,7 @@ fn bad_schedules_are_errors() {
 /// every forward-process function, never panics.
 #[test]
 fn bad_forward_inputs_are_errors() {
-    let device = Device::flex();
+    let device = common::device();
     let schedule = NoiseSchedule::new(&BetaSchedule::linear_default(10), 10).unwrap();
     assert!(schedule.check_step(1).is_ok() && schedule.check_step(10).is_ok());
     for bad in [0, 11, usize::MAX] {

@@ -1,6 +1,8 @@
 //! Diagnostics against closed forms.
 
-use burn::tensor::{Device, Distribution as TensorDistribution, Tensor};
+mod common;
+
+use burn::tensor::{Distribution as TensorDistribution, Tensor};
 use elbo::KlDivergence;
 use elbo::distributions::{DiagNormal, StdNormal};
 use elbo::models::GaussianVaeConfig;
@@ -13,7 +15,7 @@ fn mutual_information_matches_the_gaussian_closed_form() {
     // 20 batches of N = 1000 (seed 12). Bias of the batch estimator: the own term adds at
     // most E[q(z_i|x_i)/q(z_i)]/(N−1) < 2e-3 and Jensen on the other N−1 terms subtracts
     // about Var[q(z|x)/q(z)]/(2(N−1)) < 2e-3, so the tolerance is 4 SE + 0.004.
-    let device = Device::flex();
+    let device = common::device();
     device.seed(12);
     let n = 1000;
     let estimates: Vec<f64> = (0..20)
@@ -41,7 +43,7 @@ fn mutual_information_matches_the_gaussian_closed_form() {
 
 #[test]
 fn active_units_and_kl_per_dimension_and_group() {
-    let device = Device::flex();
+    let device = common::device();
     // Dimension 0 varies across examples (variance 1), dimension 1 barely (variance 1e-4).
     let means = Tensor::<2>::from_floats(
         [[1.0, 0.01], [-1.0, -0.01], [1.0, 0.01], [-1.0, -0.01]],

@@ -112,7 +112,7 @@ fn bin_probabilities_sum_to_one() {
     // of exp(log_prob) is within 1e-4 of 1: f32 rounding (~1e-7 relative) over 256 terms
     // is ~3e-5 at worst, and PixelCNN++'s density fallback on bins of mass < 1e-5 changes
     // each of the few such bins next to a sharp peak by under 1e-5.
-    let device = Device::flex();
+    let device = common::device();
     let mut rng = StdRng::seed_from_u64(17);
     let (mut logits, mut means, mut log_scales) = (vec![], vec![], vec![]);
     let m_max = 5;
@@ -165,7 +165,7 @@ fn single_logistic_matches_cdf_differences_at_interior_and_edge_bins() {
     // (3.8e-5 off at s = e^4, measured by disabling the series).
     // Bins of mass < 1e-5 are compared with the f64 fallback (density × 2/255) instead;
     // masses within a factor 2 of the 1e-5 switch are skipped (f32 may decide either way).
-    let device = Device::flex();
+    let device = common::device();
     // (0, 4): s ≈ 55, bin width 1.4e-4 in standard units, where ln(1 − e^{−δ}) without
     // its series would lose ~4e-4 nats to cancellation.
     let cases: [(f64, f64); 9] = [
@@ -224,7 +224,7 @@ fn mixture_is_the_weighted_sum_of_its_components() {
     // P_m the specification's mass (exact, or the fallback below 1e-5). Tolerance 1e-4 nats
     // as for the single logistic (f32 rounding amplified by 1/s ≤ e^5), plus the f32
     // log-softmax (~1e-7).
-    let device = Device::flex();
+    let device = common::device();
     let logits = vec![
         vec![0.0, 1.0, -1.0],
         vec![2.0, -2.0, 0.5],
@@ -291,7 +291,7 @@ fn sample_frequencies_match_bin_masses() {
     // ≥ 5), against the exact f64 masses (the sampler has no density fallback). Critical
     // value at α = 0.001 from the Wilson–Hilferty approximation. The top bin (mass ≈ 4e-3,
     // ≈ 80 draws) is among the tested cells, so the edge handling is checked too.
-    let device = Device::flex();
+    let device = common::device();
     let n = 20_000;
     let logits = [0.3f64.ln(), 0.7f64.ln()];
     let means = [-0.5, 0.3];
@@ -347,7 +347,7 @@ fn sample_frequencies_match_bin_masses() {
 #[test]
 fn sample_gives_grey_levels_and_mean_is_the_weighted_mean() {
     // mean(): Σ π_m μ_m mapped to (y + 1)/2 and clamped, against f64 (f32 rounding: 1e-6).
-    let device = Device::flex();
+    let device = common::device();
     let logits = vec![vec![0.0, 1.0], vec![-1.0, 2.0], vec![0.0, 0.0]];
     let means = vec![vec![-0.5, 0.5], vec![0.9, 1.5], vec![-1.3, -1.1]];
     let log_scales = vec![vec![-2.0, -3.0]; 3];
@@ -379,7 +379,7 @@ fn network_output_is_split_component_major() {
     // [1, 3·M·C, 1, 1] with M = 3, C = 2 and output channel i holding the value i:
     // logits are channels 0..6, means 6..12, log-scales 12..18, and inside each block
     // channel m·C + c is component m of image channel c.
-    let device = Device::flex();
+    let device = common::device();
     let (m, c) = (3, 2);
     let params = t4((0..18).map(|i| i as f32).collect(), [1, 18, 1, 1], &device);
     let p = DiscretizedLogisticMixture::from_network_output(params, c, m).unwrap();
@@ -404,7 +404,7 @@ fn gradients_stay_finite_at_extreme_parameters() {
     // Means far outside [−1, 1], log-scales from −20 (clamped) to 4, logits ±30, at edge,
     // interior and tail bins: the unselected branches of the edge/fallback selection must
     // not leak inf or NaN into the gradients.
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     let rows = 5;
     let m = 3;
     let logits: Vec<f32> = (0..rows * m).map(|i| [30.0, -30.0, 0.0][i % 3]).collect();
@@ -443,7 +443,7 @@ fn gradients_stay_finite_at_extreme_parameters() {
 
 #[test]
 fn bad_shapes_and_sizes_are_errors() {
-    let device = Device::flex();
+    let device = common::device();
     let z = |dims: [usize; 5]| Tensor::<5>::zeros(dims, &device);
     let shape_err = |r: Result<DiscretizedLogisticMixture, Error>| {
         matches!(r, Err(Error::ShapeMismatch { .. }))

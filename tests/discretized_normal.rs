@@ -124,7 +124,7 @@ fn bin_probabilities_sum_to_one() {
     // ~1e-7 in f32 (or a floored mass, adding at most 1e-12), so 256 bins are within
     // 256 · 1e-7 ≈ 3e-5 of 1 at worst: tolerance 1e-4. A wrong edge (tails not collected)
     // misses up to half the mass at the corners with μ = ±1.5.
-    let device = Device::flex();
+    let device = common::device();
     let mut rng = StdRng::seed_from_u64(13);
     let mut params: Vec<(f64, f64)> = (0..60)
         .map(|_| (rng.random_range(-1.5..1.5), rng.random_range(-7.0..1.0)))
@@ -166,7 +166,7 @@ fn log_prob_matches_python_constants() {
     // are at the floor and must be exactly ln(1e-12) in f32. (243, 0.1, −2) and
     // (0, −0.2, −2) have masses 4.6e-10 and 2.0e-9: in f32, 1 + erf cannot even represent
     // them, so these check the tail forms.
-    let device = Device::flex();
+    let device = common::device();
     let cases: [(usize, f64, f64, f64); 11] = [
         (127, 0.0, -3.0, -2.7711842008963337),  // P = 6.259e-02
         (115, -0.1, -4.6, -1.210246308839959),  // P = 2.981e-01
@@ -220,7 +220,7 @@ fn log_prob_matches_cdf_differences_at_interior_and_edge_bins() {
     // a factor 2 of the floor are skipped: f32 may land on either side); computing Φ as
     // 1 + erf in f32 there would be off by 1e-2 (at P = 1e-6) to 100 % relative, far
     // outside it. Below 0.5e-12 the value must be exactly ln(1e-12) in f32.
-    let device = Device::flex();
+    let device = common::device();
     let params: [(f64, f64); 12] = [
         (0.0, -3.0),
         (0.1, -2.0),
@@ -272,7 +272,7 @@ fn batch_sums_over_dimensions() {
     // the per-element tolerance of the previous test summed, plus f32 summation of five
     // terms, ~1e-6), and exactly the sum of log_prob_per_dim (up to the order of f32
     // additions: 1e-5).
-    let device = Device::flex();
+    let device = common::device();
     let (rows, d) = (3, 5);
     let mut rng = StdRng::seed_from_u64(5);
     let mut mus = vec![];
@@ -330,7 +330,7 @@ fn sample_frequencies_match_bin_masses() {
     // bins with expected count ≥ 5 (the rest pooled into one cell, kept if its expected
     // count is ≥ 5) against the exact f64 masses, at α = 0.001 per dimension (critical
     // value from the Wilson–Hilferty approximation).
-    let device = Device::flex();
+    let device = common::device();
     let n = 20_000;
     let params = [(-0.93, -3.0), (0.9, -2.5)];
     let d = params.len();
@@ -376,7 +376,7 @@ fn sample_frequencies_match_bin_masses() {
 #[test]
 fn mean_sample_and_log_variance_constructor() {
     // mean(): μ clamped to [−1, 1], exactly (a clamp of f32 values).
-    let device = Device::flex();
+    let device = common::device();
     let mean = t2(vec![-1.3, -0.25, 0.6, 1.7], [2, 2], &device);
     let log_s = t2(vec![-2.0, -1.0, (0.1f32).ln(), 0.0], [2, 2], &device);
     let p = DiscretizedNormal::new(mean.clone(), log_s.clone()).unwrap();
@@ -438,7 +438,7 @@ fn gradients_are_finite_and_match_the_analytic_derivative() {
     // σ P ≥ (2/255) · φ(z) ≈ 3e-3: up to ~2e-5 absolute (measured 1.5e-5 at σ = e^4),
     // harmless for training and well under 1e-3. A wrong sign, σ factor or edge branch
     // is off by O(1) in the sharp cases (σ ≤ e^-2, gradients 2 to 5000).
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     let params: Vec<(f64, f64)> = (0..20)
         .map(|i| {
             (
@@ -505,7 +505,7 @@ fn gradients_are_finite_and_match_the_analytic_derivative() {
 
 #[test]
 fn bad_shapes_and_values_are_errors() {
-    let device = Device::flex();
+    let device = common::device();
     let z = |dims: [usize; 2]| Tensor::<2>::zeros(dims, &device);
     let shape_err = |r: Result<DiscretizedNormal, Error>| {
         assert!(matches!(r, Err(Error::ShapeMismatch { .. })), "{r:?}");

@@ -1,6 +1,8 @@
 //! Distributions against independent references: scipy values (the generating snippet is
 //! next to each), closed forms, and Monte Carlo within 4 standard errors.
 
+mod common;
+
 use burn::tensor::{Device, Tensor, TensorData};
 use elbo::distributions::{Bernoulli, DiagNormal, StdNormal};
 use elbo::math::{log_mean_exp, log_sum_exp, log_sum_exp_f64};
@@ -25,7 +27,7 @@ fn diag_normal_log_prob_and_entropy_match_scipy() {
     // x=np.array([0.5,-1.0,2.0]); m=np.array([0.1,0.2,-0.3]); lv=np.array([0.0,-1.0,1.5])
     // norm.logpdf(x, m, np.exp(0.5*lv)).sum()  -> -5.634157789697127
     // norm.entropy(m, np.exp(0.5*lv)).sum()    ->  4.5068155996140185
-    let device = Device::flex();
+    let device = common::device();
     let q = DiagNormal::new(
         row(&[0.1, 0.2, -0.3], &device),
         row(&[0.0, -1.0, 1.5], &device),
@@ -42,7 +44,7 @@ fn diag_normal_log_prob_and_entropy_match_scipy() {
 fn bernoulli_log_prob_matches_scipy_and_is_stable_at_extreme_logits() {
     // from scipy.stats import bernoulli; from scipy.special import expit
     // bernoulli.logpmf([1,0,1], expit([2.0,-3.0,0.5])).sum() -> -0.6495923467968213
-    let device = Device::flex();
+    let device = common::device();
     let p = Bernoulli::new(row(&[2.0, -3.0, 0.5], &device));
     let lp = vec1(p.log_prob(&row(&[1.0, 0.0, 1.0], &device)))[0];
     assert!((lp - -0.6495923467968213).abs() < 1e-5, "{lp}");
@@ -71,7 +73,7 @@ fn log_sum_exp_is_exact_at_large_magnitudes() {
     // from scipy.special import logsumexp
     // logsumexp([1e4, 1e4-1.0, -1e4]) -> 10000.31326168752
     // logsumexp([-1e4, -1e4])         -> -9999.30685281944
-    let device = Device::flex();
+    let device = common::device();
     let x = Tensor::<2>::from_floats(
         [
             [1.0e4, 1.0e4 - 1.0, -1.0e4],
@@ -113,7 +115,7 @@ fn mc_mean_se(values: &[f64]) -> (f64, f64) {
 #[test]
 fn kl_closed_forms_match_monte_carlo_within_4_se() {
     // 20,000 draws, seed 11: |closed form − MC mean| < 4 standard errors of the MC mean.
-    let device = Device::flex();
+    let device = common::device();
     device.seed(11);
     let n = 20_000;
     let mean = row(&[0.5, -1.0, 0.3], &device).repeat_dim(0, n);
@@ -156,7 +158,7 @@ fn kl_closed_forms_match_monte_carlo_within_4_se() {
 #[test]
 fn gradients_flow_through_reparameterised_samples() {
     // z = μ + exp(½ log_var)·ε; for loss = Σ z², ∂/∂μ = 2z and ∂/∂log_var = z·ε·σ.
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     let mu = row(&[0.5, -1.0], &device).require_grad();
     let lv = row(&[0.2, -0.6], &device).require_grad();
     let eps = row(&[1.3, -0.4], &device);
@@ -192,7 +194,7 @@ fn gradients_flow_through_reparameterised_samples() {
 
 #[test]
 fn gaussian_likelihood_learns_its_variance_and_fixes_it_on_request() {
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     let learned = GaussianMlpDecoderConfig::new(vec![2, 3])
         .with_variance(DecoderVariance::Learned(2.0))
         .init(&device)

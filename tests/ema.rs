@@ -7,7 +7,6 @@ use burn::module::Module;
 use burn::nn::{Initializer, LinearConfig};
 use std::sync::Mutex;
 
-use burn::tensor::Device;
 use common::host;
 use elbo::Ema;
 use elbo::data::{Binarization, ImageData, Images};
@@ -19,7 +18,7 @@ use elbo::train::{FitConfig, fit};
 /// f32 precision (1e-6 relative).
 #[test]
 fn repeated_updates_follow_the_closed_form() {
-    let device = Device::flex();
+    let device = common::device();
     // Constant initial weights: this file's tests must not draw from the device's shared
     // random stream while the fit test below relies on its seed.
     let model = LinearConfig::new(3, 4)
@@ -62,7 +61,7 @@ fn small_data() -> ImageData {
 #[test]
 fn decay_zero_through_fit_returns_the_last_weights() {
     let _turn = SEED_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let device = Device::flex();
+    let device = common::device();
     let data = small_data();
     let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![8]);
     let run = |ema_decay: Option<f64>| {
@@ -85,7 +84,7 @@ fn decay_zero_through_fit_returns_the_last_weights() {
 #[test]
 fn the_average_survives_a_checkpoint_and_resume() {
     let _turn = SEED_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let device = Device::flex();
+    let device = common::device();
     let data = small_data();
     let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![8]);
     let dir = std::env::temp_dir().join(format!("elbo-test-ema-resume-{}", std::process::id()));
@@ -118,7 +117,7 @@ fn the_average_survives_a_checkpoint_and_resume() {
 
 #[test]
 fn bad_decays_are_errors() {
-    let device = Device::flex();
+    let device = common::device();
     let model = LinearConfig::new(2, 2)
         .with_initializer(Initializer::Constant { value: 0.7 })
         .init(&device);

@@ -9,6 +9,8 @@
 //! are computed in f64 by the matrix determinant lemma and the Woodbury identity, not by
 //! the crate's code.
 
+mod common;
+
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -146,7 +148,7 @@ fn to_vec(t: Tensor<2>) -> Vec<f32> {
 
 #[test]
 fn exact_posterior_gives_log_px_from_every_single_sample() {
-    let device = Device::flex();
+    let device = common::device();
     let vae = model(1.0, 0.0, &device);
     let (points, x) = data(&device);
     // With q = p(z|x), p(x, z)/q(z|x) = p(x) for every z: each log weight is log p(x).
@@ -193,7 +195,7 @@ fn replicated(values: &[f32], reps: usize, n: usize) -> (f64, f64) {
 
 #[test]
 fn bounds_are_ordered_elbo_iwae_k_iwae_2k_log_px() {
-    let device = Device::flex();
+    let device = common::device();
     device.seed(7);
     // A deliberately poor q: means shrunk by 0.6, variances inflated by e^0.7.
     let vae = model(0.6, 0.7, &device);

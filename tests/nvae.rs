@@ -33,7 +33,7 @@ fn tensor4(values: Vec<f32>, dims: [usize; 4], device: &Device) -> Tensor<4> {
 /// it within 4 standard errors.
 #[test]
 fn residual_normal_kl_matches_closed_form_and_monte_carlo() {
-    let device = Device::flex();
+    let device = common::device();
     let mut rng = StdRng::seed_from_u64(11);
     let dims = [2, 3, 3, 5]; // 2 rows, Z = 3 latent channels on a 3×5 map
     let n: usize = dims.iter().product();
@@ -107,7 +107,7 @@ fn residual_normal_kl_matches_closed_form_and_monte_carlo() {
 /// variance, KL exactly 0.
 #[test]
 fn residual_normal_with_zero_residual_is_the_prior() {
-    let device = Device::flex();
+    let device = common::device();
     let mut rng = StdRng::seed_from_u64(3);
     let dims = [3, 2, 4, 4];
     let n: usize = dims.iter().product();
@@ -128,7 +128,7 @@ fn residual_normal_with_zero_residual_is_the_prior() {
 /// Temperature t multiplies every scale by t: log_var + 2 ln t, mean unchanged.
 #[test]
 fn temperature_scales_the_standard_deviation() {
-    let device = Device::flex();
+    let device = common::device();
     let prior = normal(
         Tensor::ones([1, 1, 2, 2], &device),
         Tensor::zeros([1, 1, 2, 2], &device).add_scalar(0.3),
@@ -192,7 +192,7 @@ fn jacobi_sigma_max(a: &[f64], rows: usize, cols: usize) -> f64 {
 /// ~1, so 200 steps converge far below that tolerance.
 #[test]
 fn power_iteration_matches_an_independent_svd() {
-    let device = Device::flex();
+    let device = common::device();
     let mut rng = StdRng::seed_from_u64(5);
     for (rows, cols) in [(5, 7), (7, 3), (1, 4), (6, 6)] {
         let a = host_normal(&mut rng, rows * cols);
@@ -214,7 +214,7 @@ fn power_iteration_matches_an_independent_svd() {
 #[test]
 fn spectral_conv_estimate_converges_to_the_svd_of_its_weight() {
     use burn::nn::conv::Conv2dConfig;
-    let device = Device::flex();
+    let device = common::device();
     let conv = SpectralConv2d::new(&Conv2dConfig::new([3, 4], [3, 3]), &device);
     let mut sigma = 0.0;
     for _ in 0..300 {
@@ -241,7 +241,7 @@ fn tiny(channels: usize, height: usize, width: usize) -> NvaeConfig {
 /// 8×24 → 4×12 → 2×6 → 1×3 with three scales), for both likelihoods.
 #[test]
 fn shapes_through_every_scale_for_odd_sizes() {
-    let device = Device::flex();
+    let device = common::device();
     for (config, expected_groups) in [
         (
             tiny(1, 12, 20),
@@ -276,7 +276,7 @@ fn shapes_through_every_scale_for_odd_sizes() {
 /// Bad configs and inputs are errors that name the problem, never panics.
 #[test]
 fn bad_configs_and_inputs_are_errors() {
-    let device = Device::flex();
+    let device = common::device();
     let not_divisible = tiny(1, 28, 28).with_scales(3);
     let err = not_divisible.init(&device).unwrap_err().to_string();
     assert!(err.contains("height") && err.contains('8'), "{err}");
@@ -343,7 +343,7 @@ fn bad_configs_and_inputs_are_errors() {
 /// value: after enough power steps it matches the SVD sum, and the penalty reaches the loss.
 #[test]
 fn penalty_is_the_sum_of_spectral_norms_and_batch_norm_maxima() {
-    let device = Device::flex();
+    let device = common::device();
     let model = tiny(1, 8, 8)
         .with_spectral_reg(0.5)
         .with_bn_reg(0.25)
@@ -401,7 +401,7 @@ fn digit_like_images(count: usize, seed: u64) -> Images {
 #[test]
 fn training_with_every_aid_lowers_the_bound_and_stays_finite() {
     use elbo::train::{LrSchedule, OptimizerKind};
-    let device = Device::flex();
+    let device = common::device();
     device.seed(1);
     let config = tiny(1, 8, 8).with_spectral_reg(1e-2).with_bn_reg(1e-2);
     let model = config.init(&device).unwrap();

@@ -1,6 +1,8 @@
 //! The training objectives against hand computations, and the data pipeline's randomness
 //! against its stated distribution.
 
+mod common;
+
 use burn::tensor::{Device, Tensor};
 use elbo::data::{Binarization, ImageData, Images, TrainData, shuffled_batches};
 use elbo::objective::{ElboObjective, ElboTerms, bits_per_dim, nats_from_bits_per_dim};
@@ -20,7 +22,7 @@ fn terms(device: &Device) -> ElboTerms {
 
 #[test]
 fn elbo_objective_applies_beta_free_bits_and_warmup() {
-    let device = Device::flex();
+    let device = common::device();
     let t = terms(&device);
     let scalar = |x: Tensor<1>| x.into_scalar::<f32>() as f64;
     // Plain −ELBO: mean rec 12, mean KLs 0.3 + 4.0.
@@ -50,7 +52,7 @@ fn elbo_objective_applies_beta_free_bits_and_warmup() {
 
 #[test]
 fn warmup_start_and_kl_balancing_follow_nvae() {
-    let device = Device::flex();
+    let device = common::device();
     let mut t = terms(&device);
     t.group_dims = vec![1, 4];
     let scalar = |x: Tensor<1>| x.into_scalar::<f32>() as f64;
@@ -111,7 +113,7 @@ fn shuffled_batches_cover_every_example_once() {
 fn dynamic_binarisation_draws_fresh_bernoulli_pixels() {
     // 4000 pixels of grey 51 (p = 0.2): the mean of the draw is within 4 standard errors
     // (sqrt(0.2·0.8/4000) = 0.0063) of 0.2, and two epochs differ.
-    let device = Device::flex();
+    let device = common::device();
     let images = Images {
         count: 10,
         rows: 20,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use common::{ExactCdf, host, mean_and_sd};
 use elbo::distributions::{PowerSpherical, UniformSphere};
 use elbo::math::{digamma, lgamma, trigamma};
@@ -52,7 +52,7 @@ fn direction(d: usize) -> Vec<f64> {
 #[test]
 fn sampler_matches_the_exact_marginal_and_mean() {
     // n = 4000 per (d, κ), seed 77; KS at α = 0.001 (1.949/√n); mean within 4 SE.
-    let device = Device::flex();
+    let device = common::device();
     device.seed(77);
     let n = 4000;
     let mut rng = StdRng::seed_from_u64(77);
@@ -94,7 +94,7 @@ fn sampler_matches_the_exact_marginal_and_mean() {
 #[test]
 fn kl_matches_monte_carlo_and_normalizer_gradient_matches_finite_difference() {
     // 20,000 draws, seed 31: |closed form − MC| < 4 SE.
-    let device = Device::flex();
+    let device = common::device();
     device.seed(31);
     let (n, d, k) = (20_000, 6, 7.5f32);
     let mu = Tensor::<2>::zeros([n, d], &device).slice_fill([0..n, 1..2], 1.0);
@@ -113,7 +113,7 @@ fn kl_matches_monte_carlo_and_normalizer_gradient_matches_finite_difference() {
         -((a + b) * std::f64::consts::LN_2 + b * std::f64::consts::PI.ln() + lgamma(a)
             - lgamma(a + b))
     };
-    let ad = Device::flex().autodiff();
+    let ad = common::device().autodiff();
     for k in [0.5f64, 7.5, 300.0] {
         let kappa = Tensor::<1>::from_floats([k as f32], &ad).require_grad();
         let q = PowerSpherical::new(Tensor::<2>::ones([1, d], &ad), kappa.clone()).unwrap();
@@ -137,7 +137,7 @@ fn kl_matches_monte_carlo_and_normalizer_gradient_matches_finite_difference() {
 
 #[test]
 fn bad_parameters_are_errors() {
-    let device = Device::flex();
+    let device = common::device();
     let mu = Tensor::<2>::from_floats([[0.0, 1.0]], &device);
     assert!(matches!(
         PowerSpherical::new(mu.clone(), Tensor::from_floats([0.0], &device)),

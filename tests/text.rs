@@ -4,7 +4,7 @@
 
 mod common;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use common::host;
 use elbo::data::{CharVocab, SentenceData, TokenBatch, read_sentences};
 use elbo::models::{BnScale, LstmDecoder, TextVaeConfig, VmfKappa};
@@ -73,7 +73,7 @@ impl HostLstm {
 #[test]
 fn lstm_matches_a_plain_host_implementation() {
     // Tolerance 1e-5 absolute: f32 arithmetic over 5 steps of width ≤ 6 against f64.
-    let device = Device::flex();
+    let device = common::device();
     device.seed(3);
     let lstm = LstmConfig::new(3, 4).init(&device).unwrap();
     let reference = HostLstm::new(&lstm);
@@ -123,7 +123,7 @@ fn lstm_matches_a_plain_host_implementation() {
 fn models_build_on_an_autodiff_device_and_gradients_reach_every_lstm() {
     // Building directly on the training device must work (the forget-gate bias is edited
     // at init), and one backward pass must reach both LSTMs and the embeddings.
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     let vocab = CharVocab::from_sentences(["abc"]);
     let vae = small_config(vocab.len()).gaussian(&device).unwrap();
     let x = TokenBatch::new(&[vocab.encode("cab"), vocab.encode("a")], &device).unwrap();
@@ -153,7 +153,7 @@ fn models_build_on_an_autodiff_device_and_gradients_reach_every_lstm() {
 
 #[test]
 fn token_batches_pad_mask_and_trim() {
-    let device = Device::flex();
+    let device = common::device();
     let vocab = CharVocab::from_sentences(["hello.", "hi!"]);
     assert_eq!(vocab.decode(&vocab.encode("hole!")), "hole!");
     assert_eq!(vocab.encode("hz")[1], CharVocab::UNK);
@@ -240,7 +240,7 @@ fn small_config(vocab_size: usize) -> TextVaeConfig {
 #[test]
 fn decoder_likelihood_matches_the_host_reference_and_ignores_padding() {
     // Tolerance 1e-4 nats per sentence: f32 over ≤ 8 steps and a 10-way softmax.
-    let device = Device::flex();
+    let device = common::device();
     device.seed(5);
     let vocab = CharVocab::from_sentences(["abcdef"]);
     let vae = small_config(vocab.len()).gaussian(&device).unwrap();
@@ -288,7 +288,7 @@ fn decoder_likelihood_matches_the_host_reference_and_ignores_padding() {
 
 #[test]
 fn generation_emits_only_characters_within_the_length_limit() {
-    let device = Device::flex();
+    let device = common::device();
     device.seed(2);
     let vocab = CharVocab::from_sentences(["xyz"]);
     let vae = small_config(vocab.len())
@@ -314,7 +314,7 @@ fn a_sentence_vae_learns_a_tiny_corpus() {
     // per character; after training the reconstruction must fall far below that, and the
     // greedy reconstruction of each sentence must be the sentence itself (a fixed-κ vMF
     // posterior cannot collapse, so z tells the decoder which sentence it is).
-    let device = Device::flex();
+    let device = common::device();
     device.seed(0);
     let corpus = ["the cat sat.", "a dog ran!"];
     let vocab = CharVocab::from_sentences(corpus);
@@ -353,7 +353,7 @@ fn a_sentence_vae_learns_a_tiny_corpus() {
 
 #[test]
 fn bad_text_input_is_an_error() {
-    let device = Device::flex();
+    let device = common::device();
     assert!(matches!(
         TokenBatch::new(&[], &device),
         Err(Error::ShapeMismatch { .. })

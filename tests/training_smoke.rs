@@ -1,7 +1,8 @@
 //! A few hundred steps on a small slice of the real data lower −ELBO by a clear margin,
 //! and the IWAE objective trains too.
 
-use burn::tensor::Device;
+mod common;
+
 use elbo::data::{Binarization, ImageData, Images};
 use elbo::models::GaussianVaeConfig;
 use elbo::objective::Objective;
@@ -22,7 +23,7 @@ fn mnist_slice(n: usize) -> Images {
 
 #[test]
 fn a_few_hundred_steps_lower_the_negative_elbo() {
-    let device = Device::flex();
+    let device = common::device();
     let images = mnist_slice(1024);
     let data = ImageData::new(images, Binarization::Dynamic);
     let config = GaussianVaeConfig::new(784, 10).with_hidden(vec![128]);
@@ -56,7 +57,7 @@ fn a_few_hundred_steps_lower_the_negative_elbo() {
 
 #[test]
 fn the_iwae_objective_trains() {
-    let device = Device::flex();
+    let device = common::device();
     let images = mnist_slice(512);
     let data = ImageData::new(images, Binarization::Dynamic);
     let config = GaussianVaeConfig::new(784, 10).with_hidden(vec![64]);

@@ -4,7 +4,7 @@
 mod common;
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use common::host;
 use elbo::nn::{UNetConfig, timestep_embedding};
 
@@ -13,7 +13,7 @@ use elbo::nn::{UNetConfig, timestep_embedding};
 /// (the argument itself carries a relative error of ~6e-8, times 1000).
 #[test]
 fn timestep_embedding_matches_the_formula() {
-    let device = Device::flex();
+    let device = common::device();
     let ts = [1.0f64, 17.0, 999.0];
     let dim = 16;
     let emb = host(&timestep_embedding(
@@ -38,7 +38,7 @@ fn timestep_embedding_matches_the_formula() {
 /// with two residual blocks per level and attention: the output has the input's shape.
 #[test]
 fn unet_keeps_the_shape_through_every_level() {
-    let device = Device::flex();
+    let device = common::device();
     for (config, dims) in [
         (UNetConfig::new(1).with_base_channels(8), [2, 1, 28, 28]),
         (
@@ -91,7 +91,7 @@ fn defaults_have_the_reference_unets_parameter_count() {
             + gn(c)
             + conv(c, 1, 3)
     }
-    let device = Device::flex();
+    let device = common::device();
     for c in [32, 64] {
         let params = UNetConfig::new(1)
             .with_base_channels(c)
@@ -106,7 +106,7 @@ fn defaults_have_the_reference_unets_parameter_count() {
 
 #[test]
 fn bad_unet_configs_and_sizes_are_errors() {
-    let device = Device::flex();
+    let device = common::device();
     assert!(UNetConfig::new(0).init(&device).is_err());
     assert!(
         UNetConfig::new(1)

@@ -84,7 +84,7 @@ fn masks_match_hand_built_ones() {
 /// change the logits, by far more.
 #[test]
 fn the_decoder_reads_the_encoder_only_through_the_latents() {
-    let device = Device::flex();
+    let device = common::device();
     device.seed(11);
     let model = small(&device);
     let decoder = batch(&["the cat sat", "abc"], &device);
@@ -113,7 +113,7 @@ fn the_decoder_reads_the_encoder_only_through_the_latents() {
 /// sums run over different numbers of exact zeros and the layer norms over the same rows).
 #[test]
 fn the_decoder_only_pass_equals_the_full_pass() {
-    let device = Device::flex();
+    let device = common::device();
     device.seed(12);
     let model = small(&device);
     let x = batch(&SENTENCES, &device);
@@ -130,7 +130,7 @@ fn the_decoder_only_pass_equals_the_full_pass() {
 /// a padded batch with the others (1e-4: the same sums with extra exact zeros).
 #[test]
 fn padding_and_odd_lengths_change_nothing() {
-    let device = Device::flex();
+    let device = common::device();
     device.seed(13);
     let model = small(&device);
     let x = batch(&SENTENCES, &device);
@@ -163,7 +163,7 @@ fn padding_and_odd_lengths_change_nothing() {
 /// have one column per draw.
 #[test]
 fn the_bound_is_the_sentence_log_likelihood_minus_constant_kls() {
-    let device = Device::flex();
+    let device = common::device();
     device.seed(14);
     let model = small(&device);
     let x = batch(&SENTENCES, &device);
@@ -207,7 +207,7 @@ fn the_bound_is_the_sentence_log_likelihood_minus_constant_kls() {
 /// end. The first character decoded is the argmax of the decoder's first-step logits.
 #[test]
 fn generation_from_latents() {
-    let device = Device::flex();
+    let device = common::device();
     device.seed(15);
     let model = small(&device);
     let z = model.sample_latents(3, &device);
@@ -245,7 +245,7 @@ fn generation_from_latents() {
 fn training_lowers_the_loss() {
     use elbo::data::SentenceData;
     use elbo::train::{FitConfig, fit};
-    let device = Device::flex();
+    let device = common::device();
     device.seed(16);
     let config = UniVaeConfig::new(vocab().len())
         .with_d_model(16)
@@ -271,7 +271,7 @@ fn training_lowers_the_loss() {
 
 #[test]
 fn bad_input_is_an_error() {
-    let device = Device::flex();
+    let device = common::device();
     let model = small(&device);
     // A sentence longer than max_chars = 12.
     let long = batch(&["the cat sat tac eht"], &device);

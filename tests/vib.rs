@@ -114,7 +114,7 @@ fn host_z(mu: &[f64], lv: &[f64], eps: &[f64]) -> Vec<f64> {
 fn elbo_terms_match_a_host_recomputation_from_the_weights() {
     // Tolerance 1e-4 absolute: every quantity is O(1–10) and computed in f32 on the device
     // (relative rounding ~1e-7 per operation, a few dozen operations), against f64 here.
-    let device = Device::flex();
+    let device = common::device();
     device.seed(11);
     let vib = small_vib(&device);
     let rows = 6;
@@ -162,7 +162,7 @@ fn the_cross_entropy_is_stable_for_huge_logits() {
     // f32 underflows to −inf for every label but the arg-max. The stable log-softmax stays
     // finite and matches the f64 host value; tolerance 1e-2 absolute on values of
     // magnitude up to ~1e3 (f32 relative rounding ~6e-8 on logits of a few hundred).
-    let device = Device::flex();
+    let device = common::device();
     device.seed(12);
     let vib = small_vib(&device);
     let rows = 6;
@@ -198,7 +198,7 @@ fn the_cross_entropy_is_stable_for_huge_logits() {
 fn importance_weights_match_a_host_recomputation() {
     // log w = log q(y|z) + log N(z; 0, I) − log N(z; μ, σ²), k = 3 draws per example.
     // Tolerance 1e-4 absolute, as for the ELBO terms.
-    let device = Device::flex();
+    let device = common::device();
     device.seed(13);
     let vib = small_vib(&device);
     let (rows, k) = (4, 3);
@@ -248,7 +248,7 @@ fn importance_weights_match_a_host_recomputation() {
 #[test]
 fn predicted_probabilities_average_the_softmax_over_draws() {
     // Tolerance 1e-5: probabilities in [0, 1] from f32 softmaxes, averaged over 4 draws.
-    let device = Device::flex();
+    let device = common::device();
     device.seed(14);
     let vib = small_vib(&device);
     let (rows, draws) = (5, 4);
@@ -289,7 +289,7 @@ fn predicted_probabilities_average_the_softmax_over_draws() {
 
 #[test]
 fn labeled_batches_keep_inputs_and_labels_together() {
-    let device = Device::flex();
+    let device = common::device();
     let x = Tensor::<2>::from_floats([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]], &device);
     let batch = LabeledBatch::from_labels(x, &[0, 1, 2]).unwrap();
     let picked = batch.select_rows(Tensor::<1, Int>::from_ints([2, 0, 2], &device));
@@ -349,7 +349,7 @@ fn fit_reaches_high_accuracy_on_separable_data() {
     // 300 examples, batch 32: 10 steps per epoch, 8 epochs. The classes are separated by a
     // margin of 70 grey levels, so a trained linear read-out is perfect; 90% on a fresh
     // test set leaves room for the posterior noise and an unlucky initialisation.
-    let device = Device::flex();
+    let device = common::device();
     let data = separable(300, 21);
     let test = separable(300, 22).range(0, 300, &device).unwrap();
     let vib = train(1e-3, 8, &data, &device);
@@ -367,7 +367,7 @@ fn a_larger_beta_gives_a_smaller_rate() {
     // I(Z; Y) ≥ ln 3 − h(0.1) − 0.1·ln 2 ≈ 0.70 nats, hence a rate ≥ 0.70 nats.
     // We require the small-β rate to exceed the β = 1 rate by 0.5 nats and by a factor 2:
     // safe on both sides of that argument (seed 5 gives ≈ 19 and ≈ 0.05 nats).
-    let device = Device::flex();
+    let device = common::device();
     let data = separable(300, 23);
     let all = data.range(0, 300, &device).unwrap();
     let high = train(1.0, 8, &data, &device).mean_kl(&all.x).unwrap();
@@ -387,7 +387,7 @@ fn a_larger_beta_gives_a_smaller_rate() {
 
 #[test]
 fn bad_input_is_an_error() {
-    let device = Device::flex();
+    let device = common::device();
     let base = || VibConfig::new(INPUT, CLASSES).with_hidden(vec![HIDDEN]);
     for config in [
         base().with_beta(-1e-3),

@@ -7,7 +7,7 @@
 
 mod common;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use common::{ExactCdf, host, mean_and_sd};
 use elbo::distributions::{UniformSphere, VonMisesFisher, vmf_log_normalizer};
 use elbo::math::{bessel_ratio, lgamma, log_bessel_i};
@@ -152,7 +152,7 @@ fn lgamma_matches_mpmath() {
 
 #[test]
 fn log_normalizer_gradient_matches_finite_difference() {
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     for (d, k) in [(3usize, 0.5f64), (10, 7.0), (100, 250.0), (3, 1e4)] {
         let kappa = Tensor::<1>::from_floats([k as f32], &device).require_grad();
         let mu = Tensor::<2>::zeros([1, d], &device).slice_fill([0..1, 0..1], 1.0);
@@ -181,7 +181,7 @@ fn direction(d: usize) -> Vec<f64> {
 fn sampler_matches_the_exact_w_marginal_and_mean() {
     // n = 4000 draws per (d, κ), host seed 2024; KS at α = 0.001 (D_crit = 1.949/√n);
     // means within 4 standard errors.
-    let device = Device::flex();
+    let device = common::device();
     device.seed(2024);
     let n = 4000;
     let mut rng = StdRng::seed_from_u64(2024);
@@ -240,7 +240,7 @@ fn sampler_matches_the_exact_w_marginal_and_mean() {
 #[test]
 fn kl_to_uniform_matches_monte_carlo_and_entropy_is_consistent() {
     // 20,000 draws, seed 5: |closed form − MC| < 4 standard errors.
-    let device = Device::flex();
+    let device = common::device();
     device.seed(5);
     let (n, d, k) = (20_000, 10, 5.0f32);
     let mu = Tensor::<2>::zeros([n, d], &device).slice_fill([0..n, 2..3], 1.0);
@@ -264,7 +264,7 @@ fn gradients_reach_a_learned_kappa_through_the_sample() {
         let b = (d - 1.0) / (2.0 * k + (4.0 * k * k + (d - 1.0).powi(2)).sqrt());
         (1.0 - (1.0 + b) * eps) / (1.0 - (1.0 - b) * eps)
     };
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     let (d, k, eps) = (5usize, 3.0f64, 0.3f64);
     let kappa = Tensor::<1>::from_floats([k as f32], &device).require_grad();
     let mu = Tensor::<2>::zeros([1, d], &device).slice_fill([0..1, 0..1], 1.0);
@@ -284,7 +284,7 @@ fn gradients_reach_a_learned_kappa_through_the_sample() {
 
 #[test]
 fn bad_parameters_are_errors() {
-    let device = Device::flex();
+    let device = common::device();
     let mu = Tensor::<2>::from_floats([[1.0, 0.0, 0.0]], &device);
     for k in [0.0f32, -1.0, f32::NAN, f32::INFINITY] {
         match VonMisesFisher::new(mu.clone(), Tensor::from_floats([k], &device)) {
@@ -331,7 +331,7 @@ mod vmf_vae {
 
     #[test]
     fn fixed_kappa_has_the_constant_closed_form_kl_and_trains() {
-        let device = Device::flex();
+        let device = common::device();
         device.seed(8);
         let (d, k) = (8usize, 20.0f64);
         let config = VmfVaeConfig::new(784, d)
@@ -376,7 +376,7 @@ mod vmf_vae {
 
     #[test]
     fn learned_kappa_receives_gradients_and_trains() {
-        let device = Device::flex();
+        let device = common::device();
         device.seed(9);
         let config = VmfVaeConfig::new(784, 8)
             .with_hidden(vec![128])
@@ -412,7 +412,7 @@ mod vmf_vae {
 
     #[test]
     fn invalid_vmf_configs_are_errors() {
-        let device = Device::flex();
+        let device = common::device();
         assert!(matches!(
             VmfVaeConfig::new(4, 1).init(&device),
             Err(Error::InvalidConfig {
@@ -436,7 +436,7 @@ fn sampler_on_the_circle_has_the_right_mean() {
     // d = 2 (S¹, the smallest sphere): the marginal density of w has integrable
     // singularities at ±1, so this checks E[μᵀz] = A_2(κ) = I_1(κ)/I_0(κ) and ‖z‖ = 1
     // (4000 draws, host seed 7, within 4 standard errors) rather than a KS test.
-    let device = Device::flex();
+    let device = common::device();
     let n = 4000;
     let mut rng = StdRng::seed_from_u64(7);
     let mu = Tensor::<2>::from_floats([[0.6, -0.8]], &device).repeat_dim(0, n);

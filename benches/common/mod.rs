@@ -6,13 +6,15 @@
 use std::path::PathBuf;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use criterion::Criterion;
 use elbo::LatentVariableModel;
 use elbo::data::{
     Binarization, CharVocab, ImageData, Images, SentenceData, TokenBatch, TrainData, read_sentences,
 };
+use elbo::models::ddpm::{Ddpm, DdpmConfig};
+use elbo::nn::UNet;
 use elbo::objective::Objective;
 use rand::SeedableRng;
 
@@ -63,6 +65,24 @@ pub fn sentence_batches(device: &Device, batch_size: usize) -> (CharVocab, Vec<T
     (vocab, batches)
 }
 
+/// The DDPM training step of the reference U-Net (`DdpmConfig::mnist_small()`, base width
+/// 32) on `device` (autodiff), with 8 batches of 64 training images in grey levels (the
+/// model scales them to [−1, 1]).
+pub fn ddpm_train_step(device: &Device) -> (TrainStep<Ddpm<UNet>>, Vec<Tensor<2>>) {
+    let images = Images::load(mnist_dir().join("train-images-idx3-ubyte.gz")).expect("MNIST data");
+    let batches = (0..8)
+        .map(|i| {
+            let slice = images.slice(i * 64, 64).unwrap();
+            slice.to_tensor(slice.unit(), device).unwrap()
+        })
+        .collect();
+    let model = DdpmConfig::mnist_small().init(device).unwrap().train();
+    (
+        TrainStep::with_objective(model, Objective::ModelLoss),
+        batches,
+    )
+}
+
 /// 16 dynamically binarised MNIST training batches of `batch_size` flat images.
 pub fn mnist_train_batches(device: &Device, batch_size: usize) -> Vec<Tensor<2>> {
     let images = Images::load(mnist_dir().join("train-images-idx3-ubyte.gz")).expect("MNIST data");
@@ -78,27 +98,70 @@ pub fn mnist_train_batches(device: &Device, batch_size: usize) -> Vec<Tensor<2>>
         .collect()
 }
 
-/// Benches `name`: forward (the ELBO loss plus the model's penalty, if any), backward and an
-/// Adam step of `model` (on an autodiff device) on rotating `batches`, ending on a device
-/// sync (the loss of the step just taken).
+/// A model being trained by the benches' step: forward (the ELBO loss plus the model's
+/// penalty, if any), backward and an Adam step, on rotating batches.
+pub struct TrainStep<M> {
+    model: Option<M>,
+    optimizer: ModuleOptimizer,
+    objective: Objective,
+    step: usize,
+}
+
+impl<M: Module + LatentVariableModel> TrainStep<M> {
+    /// Starts from `model` (on an autodiff device) with a fresh Adam, minimising the ELBO.
+    pub fn new(model: M) -> Self {
+        Self::with_objective(model, Objective::default())
+    }
+
+    /// As [`new`](Self::new), minimising `objective` (`Objective::ModelLoss` for DDPM's
+    /// `L_simple`).
+    pub fn with_objective(model: M, objective: Objective) -> Self {
+        Self {
+            model: Some(model),
+            optimizer: AdamConfig::new().with_epsilon(1e-8).init(),
+            objective,
+            step: 0,
+        }
+    }
+
+    /// One step on the next of `batches`, ending on a device sync (the step's loss).
+    pub fn run(&mut self, batches: &[M::Input]) {
+        let m = self
+            .model
+            .take()
+            .expect("the model is put back after every step");
+        let x = &batches[self.step % batches.len()];
+        self.step += 1;
+        let loss = self.objective.step_loss(&m, x, 0).unwrap().loss;
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        let m = self.optimizer.step(1e-3, m, grads);
+        let _: f32 = loss.into_scalar();
+        self.model = Some(m);
+    }
+}
+
+/// Benches `name`: one [`TrainStep`] of `model` (on an autodiff device) per iteration.
 pub fn bench_train_step<M>(c: &mut Criterion, name: &str, model: M, batches: &[M::Input])
 where
     M: Module + LatentVariableModel,
 {
-    let mut model = Some(model);
-    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
-    let objective = Objective::default();
-    let mut i = 0;
-    c.bench_function(name, |b| {
-        b.iter(|| {
-            let m = model.take().unwrap();
-            let x = &batches[i % batches.len()];
-            i += 1;
-            let loss = objective.step_loss(&m, x, 0).unwrap().loss;
-            let grads = GradientsParams::from_grads(loss.backward(), &m);
-            let m = optimizer.step(1e-3, m, grads);
-            let _: f32 = loss.into_scalar();
-            model = Some(m);
+    let mut step = TrainStep::new(model);
+    c.bench_function(name, |b| b.iter(|| step.run(batches)));
+}
+
+/// The median wall time of `f` in seconds over `runs` calls, after `warmup` untimed calls.
+/// `f` must end on a device sync.
+pub fn median_seconds(warmup: usize, runs: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut times: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let started = std::time::Instant::now();
+            f();
+            started.elapsed().as_secs_f64()
         })
-    });
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }

@@ -5,6 +5,7 @@
 //! [`LstmEncoder`] for sentences ([`TextVaeConfig`]).
 
 mod bn_vae;
+mod conv_vae;
 pub mod ddpm;
 mod gaussian_decoder;
 mod gaussian_vae;
@@ -20,6 +21,7 @@ mod vib;
 mod vmf_vae;
 
 pub use bn_vae::{BnGaussianHead, BnScale, BnVae, BnVaeConfig};
+pub use conv_vae::{BernoulliConvDecoder, ConvEncoder, ConvVae, ConvVaeConfig};
 pub use gaussian_decoder::{DecoderVariance, GaussianMlpDecoder, GaussianMlpDecoderConfig};
 pub use gaussian_vae::{GaussianHead, GaussianVae, GaussianVaeConfig};
 pub use lstm_decoder::{LstmDecoder, SequenceLikelihood};

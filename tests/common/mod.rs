@@ -6,7 +6,22 @@
 
 use std::f64::consts::PI;
 
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
+
+/// The device the integration tests run on: `$ELBO_TEST_DEVICE` = `flex` (the default) or
+/// `wgpu` (in a build with the `wgpu` feature; on a machine without a GPU it runs through
+/// Mesa's software Vulkan driver, as CI does). Every test body takes its device from here,
+/// so the same assertions hold on both backends.
+pub fn device() -> Device {
+    match std::env::var("ELBO_TEST_DEVICE").as_deref() {
+        Ok("flex") | Err(_) => Device::flex(),
+        #[cfg(feature = "wgpu")]
+        Ok("wgpu") => Device::wgpu(Default::default()),
+        Ok(other) => {
+            panic!("ELBO_TEST_DEVICE={other}: use flex, or wgpu in a build with --features wgpu")
+        }
+    }
+}
 
 /// A tensor's values on the host, in f64 (detached: safe on an autodiff device).
 pub fn host<const D: usize>(t: &Tensor<D>) -> Vec<f64> {

@@ -1,0 +1,119 @@
+//! Our side of every row of the speed comparison with PyTorch on this 2-core machine
+//! (issue 6), printed as one table beside the PyTorch figures the issue measured with
+//! `../shared/reference-pytorch/{mlp_vae,conv_vae,ddpm}.py --bench` (2 threads).
+//!
+//! ```text
+//! cargo bench --bench speed                                  # flex (CPU)
+//! ELBO_BENCH_DEVICE=wgpu cargo bench --features wgpu --bench speed
+//! ```
+//! Each figure is the median of repeated runs after a warm-up (like the PyTorch scripts:
+//! they report the median of 200 steps after 20), and every run ends on a device sync.
+//! Reads `../shared/data/mnist-10k` (or `$ELBO_MNIST_DIR`). The run takes about two
+//! minutes on flex; run it on an otherwise idle machine.
+
+mod common;
+
+use burn::module::Module;
+use burn::tensor::{Distribution as TensorDistribution, Tensor};
+use common::{TrainStep, ddpm_train_step, device, median_seconds, mnist_dir, mnist_train_batches};
+use elbo::data::Images;
+use elbo::models::ddpm::DdpmConfig;
+use elbo::models::{ConvVaeConfig, GaussianVaeConfig};
+use elbo::objective::{LikelihoodConfig, log_likelihood};
+
+/// One row: the workload, the PyTorch figure, ours, and whether larger is better.
+struct Row {
+    workload: &'static str,
+    pytorch: f64,
+    ours: f64,
+    unit: &'static str,
+    higher_is_better: bool,
+}
+
+fn main() {
+    // Criterion passes `--bench`; there is nothing to parse.
+    let device = device();
+    let train = device.clone().autodiff();
+    let mut rows = Vec::new();
+
+    let batches = mnist_train_batches(&train, 128);
+    let mut step = TrainStep::new(GaussianVaeConfig::mnist_mlp().init(&train).unwrap().train());
+    rows.push(Row {
+        workload: "MLP VAE 784-400-20, training step, batch 128",
+        pytorch: 4.1,
+        ours: 1e3 * median_seconds(10, 100, || step.run(&batches)),
+        unit: "ms",
+        higher_is_better: false,
+    });
+
+    let test = Images::load(mnist_dir().join("t10k-images-binarized-seed1234-idx3-ubyte.gz"))
+        .expect("MNIST data");
+    let n = 50;
+    let x = test.slice(0, n).unwrap();
+    let x = x.to_tensor(x.binary().unwrap(), &device).unwrap();
+    let vae = GaussianVaeConfig::mnist_mlp()
+        .init(&device)
+        .unwrap()
+        .valid();
+    let config = LikelihoodConfig::new(1000);
+    let seconds = median_seconds(1, 3, || {
+        log_likelihood(&vae, &x, &config).unwrap();
+    });
+    rows.push(Row {
+        workload: "same, importance-sampled evaluation, K = 1000",
+        pytorch: 170.0,
+        ours: n as f64 / seconds,
+        unit: "test images/s",
+        higher_is_better: true,
+    });
+
+    let mut step = TrainStep::new(ConvVaeConfig::mnist().init(&train).unwrap().train());
+    rows.push(Row {
+        workload: "conv VAE (conv 32/64 stride 2, latent 32, transposed-conv decoder), training step, batch 128",
+        pytorch: 22.4,
+        ours: 1e3 * median_seconds(5, 40, || step.run(&batches)),
+        unit: "ms",
+        higher_is_better: false,
+    });
+
+    let (mut step, unit_batches) = ddpm_train_step(&train);
+    let seconds = median_seconds(2, 8, || step.run(&unit_batches));
+    rows.push(Row {
+        workload: "DDPM U-Net base width 32, training step, batch 64",
+        pytorch: 288.0,
+        ours: 1e3 * seconds,
+        unit: "ms",
+        higher_is_better: false,
+    });
+
+    let model = DdpmConfig::mnist_small().init(&device).unwrap().valid();
+    let noise = Tensor::<2>::random([16, 784], TensorDistribution::Normal(0.0, 1.0), &device);
+    let mut t = 1000;
+    let seconds = median_seconds(3, 20, || {
+        let next = model.reverse_step(noise.clone(), t).unwrap();
+        t = if t > 2 { t - 1 } else { 1000 };
+        let _: f32 = next.sum().into_scalar();
+    });
+    rows.push(Row {
+        workload: "DDPM U-Net base width 32, reverse step, batch 16",
+        pytorch: 23.0,
+        ours: 1e3 * seconds,
+        unit: "ms",
+        higher_is_better: false,
+    });
+
+    println!("| workload | PyTorch (issue) | ours | ours ÷ PyTorch time |");
+    println!("| --- | --- | --- | --- |");
+    for row in rows {
+        // A time ratio: above 1 means we are slower, whichever way the unit runs.
+        let ratio = if row.higher_is_better {
+            row.pytorch / row.ours
+        } else {
+            row.ours / row.pytorch
+        };
+        println!(
+            "| {} | {} {} | {:.1} {} | {:.2}× |",
+            row.workload, row.pytorch, row.unit, row.ours, row.unit, ratio
+        );
+    }
+}
