@@ -193,6 +193,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         per_char(-bound.mean)
     );
     println!(
+        "  importance sampled, K = {}: {:.2} nats/sentence (± {:.2})",
+        args.k, -ll.mean, ll.std_error
+    );
+    println!(
         "test NLL: {:.4} nats/char (importance sampled, K = {}; ± {:.4})",
         per_char(-ll.mean),
         args.k,
