@@ -235,27 +235,29 @@ fn bounds_are_ordered_elbo_iwae_k_iwae_2k_log_px() {
         replicated(&values, reps, n)
     };
     let (l1, l1_se) = bound(1);
-    let (l8, l8_se) = bound(8);
+    let (l4, l4_se) = bound(4);
     let (l16, l16_se) = bound(16);
     // L_1 is the ELBO with a Monte Carlo KL: same expectation as the analytic one.
     assert!(
         (l1 - elbo_exact).abs() < 4.0 * l1_se,
         "L_1 {l1} ± {l1_se} vs {elbo_exact}"
     );
-    // Each step up is a strict improvement for this q (the gaps are several nats, far
-    // beyond 4 standard errors of the difference), and nothing exceeds log p(x)
-    // beyond 4 standard errors.
+    // Each step up is a strict improvement for this q, and nothing exceeds log p(x)
+    // beyond 4 standard errors. The steps compared are ELBO → L_4 → L_16 (Burda et al.'s
+    // L_k ≤ L_m for m ≥ k): their gaps, about 0.55 and 0.085 nats, are over 10 standard
+    // errors of the difference. (L_8 → L_16 gains only 0.02 nats, 4 SE at 400
+    // replications, so a test on it fails for about half of all random streams.)
     eprintln!(
-        "ELBO {elbo_exact:.4} (est {elbo_mean:.4} ± {elbo_se:.4}), L_1 {l1:.4} ± {l1_se:.4}, L_8 {l8:.4} ± {l8_se:.4}, L_16 {l16:.4} ± {l16_se:.4}, log p(x) {log_px_mean:.4}"
+        "ELBO {elbo_exact:.4} (est {elbo_mean:.4} ± {elbo_se:.4}), L_1 {l1:.4} ± {l1_se:.4}, L_4 {l4:.4} ± {l4_se:.4}, L_16 {l16:.4} ± {l16_se:.4}, log p(x) {log_px_mean:.4}"
     );
     let se = |a: f64, b: f64| (a * a + b * b).sqrt();
     assert!(
-        l8 - elbo_exact > 4.0 * l8_se,
-        "L_8 {l8} ± {l8_se} not above ELBO {elbo_exact}"
+        l4 - elbo_exact > 4.0 * l4_se,
+        "L_4 {l4} ± {l4_se} not above ELBO {elbo_exact}"
     );
     assert!(
-        l16 - l8 > 4.0 * se(l8_se, l16_se),
-        "L_16 {l16} not above L_8 {l8}"
+        l16 - l4 > 4.0 * se(l4_se, l16_se),
+        "L_16 {l16} not above L_4 {l4}"
     );
     assert!(
         l16 - log_px_mean < 4.0 * l16_se,

@@ -81,7 +81,7 @@ fn masks_match_hand_built_ones() {
 /// latent slot. The masked scores are filled with −1e4 before the softmax, so their weights
 /// are exactly 0 in f32 and the logits agree to rounding (1e-5 allowed). The contrast: with
 /// the latents taken from the encoder (posterior means), changing the encoder sentence does
-/// change the logits, by far more.
+/// change the logits, by more than 100 times that allowance.
 #[test]
 fn the_decoder_reads_the_encoder_only_through_the_latents() {
     let device = common::device();
@@ -105,7 +105,9 @@ fn the_decoder_reads_the_encoder_only_through_the_latents() {
 
     let a = logits(&encoder_a, Latents::Mean);
     let b = logits(&encoder_b, Latents::Mean);
-    assert!(max_abs_diff(&a, &b) > 1e-2, "{}", max_abs_diff(&a, &b));
+    // At least 100 times the rounding allowance above (an untrained model's latents move
+    // the logits by ~1e-2, the exact amount depending on the backend's initial weights).
+    assert!(max_abs_diff(&a, &b) > 1e-3, "{}", max_abs_diff(&a, &b));
 }
 
 /// The decoder-only pass (the encoder segment cut down to its first position) gives the
@@ -204,7 +206,8 @@ fn the_bound_is_the_sentence_log_likelihood_minus_constant_kls() {
 
 /// Latents drawn from the prior are unit vectors, and greedy decoding from the same latents
 /// is deterministic, ends every row within `max_chars` and emits no reserved id but the
-/// end. The first character decoded is the argmax of the decoder's first-step logits.
+/// end. The first character decoded is the argmax of the decoder's first-step logits over
+/// the ids it may emit (all but padding and the begin marker).
 #[test]
 fn generation_from_latents() {
     let device = common::device();
@@ -218,13 +221,20 @@ fn generation_from_latents() {
     let a = model.generate(&z, true).unwrap();
     let b = model.generate(&z, true).unwrap();
     assert_eq!(a.sequences(), b.sequences());
-    let first = model
-        .decode_logits(Tensor::full([3, 1], CharVocab::BOS, &device), &z)
-        .unwrap()
-        .argmax(2)
-        .reshape([3])
-        .try_into_vec_as::<i64>()
-        .unwrap();
+    let logits = host(
+        &model
+            .decode_logits(Tensor::full([3, 1], CharVocab::BOS, &device), &z)
+            .unwrap(),
+    );
+    let vocab = model.vocab_size();
+    let first: Vec<i64> = logits
+        .chunks(vocab)
+        .map(|row| {
+            (CharVocab::EOS as usize..vocab)
+                .max_by(|&i, &j| row[i].total_cmp(&row[j]))
+                .unwrap() as i64
+        })
+        .collect();
     for (s, f) in a.sequences().iter().zip(first) {
         assert!(s.len() <= model.max_chars());
         assert!(s.iter().all(|&id| id > CharVocab::EOS));

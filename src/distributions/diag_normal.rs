@@ -181,12 +181,16 @@ impl<const D: usize> DiagNormal<D> {
 /// # Formula
 /// ```text
 /// KL(N(μ₁, σ₁²) ‖ N(μ₂, σ₂²)) = ½ Σ_i [ log_var₂ − log_var₁ + (σ₁² + (μ₁ − μ₂)²) / σ₂² − 1 ]
+///                          = ½ Σ_i [ e^δ − δ − 1 + (μ₁ − μ₂)² e^{−log_var₂} ],   δ = log_var₁ − log_var₂
 /// ```
+/// The second form is the one computed: `σ₁²/σ₂²` as one `e^δ` keeps equal variances at a KL
+/// of exactly 0 on every backend (`e^{lv₁}·e^{−lv₂}` is off by a few ulp where `exp` is not
+/// correctly rounded, as on GPUs) and cannot overflow for large log-variances.
 impl<const D: usize> KlDivergence<DiagNormal<D>> for DiagNormal<D> {
     fn kl(&self, other: &DiagNormal<D>) -> Tensor<1> {
         let diff2 = (self.mean.clone() - other.mean.clone()).powi_scalar(2);
-        let ratio = (self.log_var.clone().exp() + diff2) * other.log_var.clone().neg().exp();
-        let terms = other.log_var.clone() - self.log_var.clone() + ratio;
+        let delta = self.log_var.clone() - other.log_var.clone();
+        let terms = delta.clone().exp() - delta + diff2 * other.log_var.clone().neg().exp();
         sum_event_dims(terms.sub_scalar(1.0).mul_scalar(0.5))
     }
 }

@@ -110,6 +110,26 @@ pub struct DiscretizedNormal {
     log_scale: Tensor<2>,
 }
 
+/// The second parameter has the mean's shape `[batch, d]`, and neither dimension is 0.
+fn check_shapes(context: &str, mean: &Tensor<2>, other: &Tensor<2>) -> Result<()> {
+    let dims = mean.dims();
+    if other.dims() != dims {
+        return Err(Error::shape(
+            context,
+            format!("the mean's shape {dims:?} ([batch, d])"),
+            other.dims(),
+        ));
+    }
+    if dims.contains(&0) {
+        return Err(Error::shape(
+            "DiscretizedNormal (mean)",
+            "[batch, d] with at least 1 row and 1 dimension (flatten images to [batch, C·H·W])",
+            dims,
+        ));
+    }
+    Ok(())
+}
+
 impl DiscretizedNormal {
     /// A batch of discretized Normals with means `μ` (in `[−1, 1]` space) and log-scales
     /// `ln σ`, both of shape `[batch, d]`.
@@ -117,21 +137,7 @@ impl DiscretizedNormal {
     /// # Errors
     /// [`Error::ShapeMismatch`] if the shapes differ or either dimension is 0.
     pub fn new(mean: Tensor<2>, log_scale: Tensor<2>) -> Result<Self> {
-        let dims = mean.dims();
-        if log_scale.dims() != dims {
-            return Err(Error::shape(
-                "DiscretizedNormal::new (log_scale)",
-                format!("the mean's shape {dims:?} ([batch, d])"),
-                log_scale.dims(),
-            ));
-        }
-        if dims.contains(&0) {
-            return Err(Error::shape(
-                "DiscretizedNormal::new (mean)",
-                "[batch, d] with at least 1 row and 1 dimension (flatten images to [batch, C·H·W])",
-                dims,
-            ));
-        }
+        check_shapes("DiscretizedNormal::new (log_scale)", &mean, &log_scale)?;
         Ok(Self { mean, log_scale })
     }
 
@@ -141,14 +147,16 @@ impl DiscretizedNormal {
     /// # Errors
     /// As [`new`](Self::new).
     pub fn from_log_variance(mean: Tensor<2>, log_var: Tensor<2>) -> Result<Self> {
-        if log_var.dims() != mean.dims() {
-            return Err(Error::shape(
-                "DiscretizedNormal::from_log_variance (log_var)",
-                format!("the mean's shape {:?} ([batch, d])", mean.dims()),
-                log_var.dims(),
-            ));
-        }
-        Self::new(mean, log_var.mul_scalar(0.5))
+        // Checked before any arithmetic: an empty tensor must not reach the backend.
+        check_shapes(
+            "DiscretizedNormal::from_log_variance (log_var)",
+            &mean,
+            &log_var,
+        )?;
+        Ok(Self {
+            mean,
+            log_scale: log_var.mul_scalar(0.5),
+        })
     }
 
     /// The means `μ` of the underlying Normals, in `[−1, 1]` space (not clamped).
