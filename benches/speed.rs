@@ -15,8 +15,9 @@ mod common;
 
 use burn::module::Module;
 use burn::tensor::{Distribution as TensorDistribution, Tensor};
-use common::{TrainStep, ddpm_train_step, device, median_seconds, mnist_dir, mnist_train_batches};
-use elbo::data::Images;
+use common::{
+    TrainStep, ddpm_train_step, device, median_seconds, mnist_binary_test, mnist_train_batches,
+};
 use elbo::models::ddpm::DdpmConfig;
 use elbo::models::{ConvVaeConfig, GaussianVaeConfig};
 use elbo::objective::{LikelihoodConfig, log_likelihood};
@@ -46,11 +47,8 @@ fn main() {
         higher_is_better: false,
     });
 
-    let test = Images::load(mnist_dir().join("t10k-images-binarized-seed1234-idx3-ubyte.gz"))
-        .expect("MNIST data");
     let n = 50;
-    let x = test.slice(0, n).unwrap();
-    let x = x.to_tensor(x.binary().unwrap(), &device).unwrap();
+    let x = mnist_binary_test(&device, n);
     let vae = GaussianVaeConfig::mnist_mlp()
         .init(&device)
         .unwrap()

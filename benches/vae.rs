@@ -14,10 +14,9 @@ mod common;
 
 use burn::module::Module;
 use burn::tensor::{Distribution as TensorDistribution, Tensor};
-use common::{bench_train_step, device, mnist_dir, mnist_train_batches};
+use common::{bench_train_step, device, mnist_binary_test, mnist_train_batches};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use elbo::Distribution;
-use elbo::data::Images;
 use elbo::distributions::{DiagNormal, PowerSpherical, VonMisesFisher};
 use elbo::models::{
     BnScale, BnVaeConfig, ConvVaeConfig, GaussianVaeConfig, VmfKappa, VmfVaeConfig,
@@ -78,11 +77,8 @@ fn train_steps(c: &mut Criterion) {
 
 fn importance_sampling(c: &mut Criterion) {
     let device = device();
-    let test = Images::load(mnist_dir().join("t10k-images-binarized-seed1234-idx3-ubyte.gz"))
-        .expect("MNIST data");
     let n = 50;
-    let x = test.slice(0, n).unwrap();
-    let x = x.to_tensor(x.binary().unwrap(), &device).unwrap();
+    let x = mnist_binary_test(&device, n);
     let model = GaussianVaeConfig::mnist_mlp()
         .init(&device)
         .unwrap()

@@ -83,6 +83,14 @@ pub fn ddpm_train_step(device: &Device) -> (TrainStep<Ddpm<UNet>>, Vec<Tensor<2>
     )
 }
 
+/// The first `n` images of the fixed binarisation of the MNIST test set, flat.
+pub fn mnist_binary_test(device: &Device, n: usize) -> Tensor<2> {
+    let test = Images::load(mnist_dir().join("t10k-images-binarized-seed1234-idx3-ubyte.gz"))
+        .expect("MNIST data");
+    let x = test.slice(0, n).unwrap();
+    x.to_tensor(x.binary().unwrap(), device).unwrap()
+}
+
 /// 16 dynamically binarised MNIST training batches of `batch_size` flat images.
 pub fn mnist_train_batches(device: &Device, batch_size: usize) -> Vec<Tensor<2>> {
     let images = Images::load(mnist_dir().join("train-images-idx3-ubyte.gz")).expect("MNIST data");

@@ -230,14 +230,7 @@ impl UniVae {
         let inputs = decoder.inputs();
         let s1 = inputs.dims()[1];
         self.check_latents(&latents, batch)?;
-        // Encoder position j of row i is padding past its end marker (j > lengths[i]).
-        let pad: Vec<bool> = encoder
-            .lengths()
-            .iter()
-            .flat_map(|&n| (0..s0 + s1).map(move |j| j < s0 && j > n))
-            .collect();
-        let pad =
-            Tensor::<2, Bool>::from_data(TensorData::new(pad, [batch, s0 + s1]), &encoder.device());
+        let pad = encoder_padding(encoder.lengths(), s0, s0 + s1, &encoder.device());
         let h = Tensor::cat(
             vec![
                 self.embed(encoder.tokens().clone(), 0),
@@ -266,13 +259,8 @@ impl UniVae {
     ) -> Result<(Vec<VonMisesFisher>, Vec<Tensor<2>>)> {
         self.check_batch(x)?;
         let encoder = x.tokens().clone();
-        let [batch, s0] = encoder.dims();
-        let pad: Vec<bool> = x
-            .lengths()
-            .iter()
-            .flat_map(|&n| (0..s0).map(move |j| j > n))
-            .collect();
-        let pad = Tensor::<2, Bool>::from_data(TensorData::new(pad, [batch, s0]), &x.device());
+        let s0 = encoder.dims()[1];
+        let pad = encoder_padding(x.lengths(), s0, s0, &x.device());
         let latents = if mean { Latents::Mean } else { Latents::Sample };
         let (_, posteriors, z) = self.run(self.embed(encoder, 0), s0, Some(pad), &latents);
         Ok((posteriors, z))
@@ -310,11 +298,17 @@ impl UniVae {
         }
         let latents = Latents::Given(z.to_vec());
         self.check_latents(&latents, batch)?;
-        let device = inputs.device();
-        let slot = Tensor::<2, Int>::full([batch, 1], CharVocab::BOS, &device);
+        Ok(self.decoder_pass(inputs, &latents))
+    }
+
+    /// [`decode_logits`](Self::decode_logits) without its checks, for callers that built
+    /// the inputs and checked the latents themselves (`generate`, once per step).
+    fn decoder_pass(&self, inputs: Tensor<2, Int>, latents: &Latents) -> Tensor<3> {
+        let [batch, steps] = inputs.dims();
+        let slot = Tensor::<2, Int>::full([batch, 1], CharVocab::BOS, &inputs.device());
         let h = Tensor::cat(vec![self.embed(slot, 0), self.embed(inputs, 1)], 1);
-        let (h, _, _) = self.run(h, 1, None, &latents);
-        Ok(self.logits(h.narrow(1, 1, steps)))
+        let (h, _, _) = self.run(h, 1, None, latents);
+        self.logits(h.narrow(1, 1, steps))
     }
 
     /// Sentences decoded autoregressively from latents `z` (one `[batch, latent_dim]` unit
@@ -333,6 +327,9 @@ impl UniVae {
         };
         let batch = first.dims()[0];
         let device = first.device();
+        // Checked once here: every step's inputs are ids this loop emitted itself.
+        let latents = Latents::Given(z.to_vec());
+        self.check_latents(&latents, batch)?;
         let mut rng = host_rng(&device);
         let mut sequences: Vec<Vec<i64>> = vec![Vec::new(); batch];
         let mut done = vec![false; batch];
@@ -343,7 +340,7 @@ impl UniVae {
                 TensorData::new(prefix.clone(), [batch, step]),
                 &device,
             );
-            let logits = self.decode_logits(inputs, z)?;
+            let logits = self.decoder_pass(inputs, &latents);
             let last = logits.narrow(1, step - 1, 1).reshape([batch, vocab]);
             let probs = activation::softmax(last, 1)
                 .try_into_vec_as::<f32>()
@@ -502,4 +499,15 @@ impl LatentVariableModel for UniVae {
         // Row j·B + i is sample j of example i.
         Ok(log_w.reshape([k, batch]).transpose())
     }
+}
+
+/// `[batch, s]`: `true` at the encoder positions past each row's end marker (`j < s0` and
+/// `j > lengths[i]`), the keys burn's attention must not read; the rest of the sequence
+/// (a decoder segment, if any) is never padding as a key.
+fn encoder_padding(lengths: &[usize], s0: usize, s: usize, device: &Device) -> Tensor<2, Bool> {
+    let pad: Vec<bool> = lengths
+        .iter()
+        .flat_map(|&n| (0..s).map(move |j| j < s0 && j > n))
+        .collect();
+    Tensor::from_data(TensorData::new(pad, [lengths.len(), s]), device)
 }
