@@ -6,7 +6,8 @@
 //! ```text
 //! cargo run --release --example univae -- [--data DIR] [--epochs N] [--batch-size N]
 //!     [--lr X] [--d-model N] [--layers N] [--latent-layers N] [--latent-dim N]
-//!     [--kappa X] [--dropout X] [--seed N] [--eval N] [--k N] [--device flex|wgpu]
+//!     [--kappa X] [--dropout X] [--token-dropout X] [--seed N] [--eval N] [--k N]
+//!     [--device flex|wgpu]
 //! ```
 //! `--data` defaults to `../shared/data/fortune-sentences` (relative to the project root;
 //! the folder must hold `train.txt` and `test.txt`, one sentence per line). The last line
@@ -27,10 +28,10 @@ use elbo::{Batch, LatentVariableModel};
 
 const USAGE: &str = "usage: univae [--data DIR] [--epochs N] [--batch-size N] [--lr X]
        [--d-model N] [--layers N] [--latent-layers N] [--latent-dim N] [--kappa X]
-       [--dropout X] [--seed N] [--eval N] [--k N] [--device flex|wgpu]
-defaults: --data ../shared/data/fortune-sentences --epochs 16 --batch-size 64 --lr 1e-3
+       [--dropout X] [--token-dropout X] [--seed N] [--eval N] [--k N] [--device flex|wgpu]
+defaults: --data ../shared/data/fortune-sentences --epochs 20 --batch-size 64 --lr 1e-3
           --d-model 96 --layers 4 --latent-layers 2 --latent-dim 32 --kappa 150
-          --dropout 0.1 --seed 0 --eval 1000 (test sentences) --k 20";
+          --dropout 0 --token-dropout 0 --seed 0 --eval 1000 (test sentences) --k 20";
 
 struct Args {
     data: PathBuf,
@@ -43,6 +44,7 @@ struct Args {
     latent_dim: usize,
     kappa: f64,
     dropout: f64,
+    token_dropout: f64,
     seed: u64,
     eval: usize,
     k: usize,
@@ -50,17 +52,20 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
+    // The model's defaults are UniVaeConfig's.
+    let model = UniVaeConfig::new(0);
     let mut args = Args {
         data: PathBuf::from("../shared/data/fortune-sentences"),
-        epochs: 16,
+        epochs: 20,
         batch_size: 64,
         lr: 1e-3,
-        d_model: 96,
-        layers: 4,
-        latent_layers: 2,
-        latent_dim: 32,
-        kappa: 150.0,
-        dropout: 0.1,
+        d_model: model.d_model,
+        layers: model.layers,
+        latent_layers: model.latent_layers,
+        latent_dim: model.latent_dim,
+        kappa: model.kappa,
+        dropout: model.dropout,
+        token_dropout: model.token_dropout,
         seed: 0,
         eval: 1000,
         k: 20,
@@ -80,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
             "--latent-dim" => args.latent_dim = flags.value(&flag)?,
             "--kappa" => args.kappa = flags.value(&flag)?,
             "--dropout" => args.dropout = flags.value(&flag)?,
+            "--token-dropout" => args.token_dropout = flags.value(&flag)?,
             "--seed" => args.seed = flags.value(&flag)?,
             "--eval" => args.eval = flags.value(&flag)?,
             "--k" => args.k = flags.value(&flag)?,
@@ -109,7 +115,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .with_latent_layers(args.latent_layers)
         .with_latent_dim(args.latent_dim)
         .with_kappa(args.kappa)
-        .with_dropout(args.dropout);
+        .with_dropout(args.dropout)
+        .with_token_dropout(args.token_dropout);
     device.seed(args.seed);
     let model = config.init(&device)?;
     println!(

@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_write::{tmp_path, write_atomic};
-use crate::data::{TrainData, shuffled_batches};
+use crate::data::TrainData;
 use crate::ema::Ema;
 use crate::error::{ensure_nonzero, ensure_positive};
 use crate::objective::Objective;
@@ -226,7 +226,8 @@ fn mix_seed(seed: u64, epoch: usize) -> u64 {
 /// `model_config` is the configuration the model was built from: checkpoints store it,
 /// and resuming from a checkpoint written for another configuration is an error.
 ///
-/// Each epoch shuffles the data with a generator seeded from `(seed, epoch)` and seeds the
+/// Each epoch draws its batches ([`TrainData::epoch_batches`]: shuffled, or length-bucketed
+/// for sentences) with a generator seeded from `(seed, epoch)` and seeds the
 /// device's noise the same way, so a run resumed from a checkpoint continues as the
 /// uninterrupted run would (up to float non-associativity).
 ///
@@ -303,7 +304,7 @@ where
         let started = Instant::now();
         let mut rng = StdRng::seed_from_u64(mix_seed(config.seed, epoch));
         train_device.seed(mix_seed(config.seed.wrapping_add(1), epoch));
-        let batches = shuffled_batches(data.len(), config.batch_size, &mut rng);
+        let batches = data.epoch_batches(config.batch_size, &mut rng);
         let bar = progress_bar(
             config.progress,
             batches.len(),

@@ -47,20 +47,19 @@ pub fn text_dir() -> PathBuf {
         })
 }
 
-/// 16 batches of `batch_size` training sentences (a fixed spread over the file, so batch
-/// lengths vary as in training), with the vocabulary built from the training file.
+/// The first 16 batches of `batch_size` training sentences that the fit loop would draw
+/// in an epoch (length-bucketed, see `TrainData::epoch_batches`), with the vocabulary
+/// built from the training file.
 pub fn sentence_batches(device: &Device, batch_size: usize) -> (CharVocab, Vec<TokenBatch>) {
     let text = read_sentences(text_dir().join("train.txt"), 64).expect("sentence data");
     let vocab = CharVocab::from_sentences(&text);
     let data = SentenceData::new(&text, &vocab);
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let batches = (0..16)
-        .map(|i| {
-            let idx: Vec<usize> = (0..batch_size)
-                .map(|j| (i * 541 + j * 97) % data.len())
-                .collect();
-            data.batch(&idx, &mut rng, device).unwrap()
-        })
+    let batches = data
+        .epoch_batches(batch_size, &mut rng)
+        .iter()
+        .take(16)
+        .map(|idx| data.batch(idx, &mut rng, device).unwrap())
         .collect();
     (vocab, batches)
 }

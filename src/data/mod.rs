@@ -6,7 +6,7 @@ mod images;
 mod labeled;
 mod text;
 
-pub use batches::{TrainData, shuffled_batches};
+pub use batches::{BUCKET_POOL_BATCHES, TrainData, bucketed_batches, shuffled_batches};
 pub use idx::{IdxArray, read_idx};
 pub use images::{Binarization, ImageData, Images, load_labels};
 pub use labeled::{LabeledBatch, LabeledImageData};

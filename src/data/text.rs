@@ -9,7 +9,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::RngExt as _;
 use rand::rngs::StdRng;
 
-use super::batches::TrainData;
+use super::batches::{TrainData, bucketed_batches};
 use crate::traits::Batch;
 use crate::{Error, Result};
 
@@ -419,5 +419,12 @@ impl TrainData for SentenceData {
             })
             .collect::<Result<_>>()?;
         TokenBatch::new(&rows, device)
+    }
+
+    /// Length-bucketed batches ([`bucketed_batches`]): a padded sentence batch costs as
+    /// much as its longest sentence, so similar lengths go together.
+    fn epoch_batches(&self, batch_size: usize, rng: &mut StdRng) -> Vec<Vec<usize>> {
+        let lengths: Vec<usize> = self.sequences.iter().map(Vec::len).collect();
+        bucketed_batches(&lengths, batch_size, rng)
     }
 }

@@ -18,7 +18,10 @@ use crate::traits::{Batch, Distribution};
 /// magnitude (it is PyTorch's `binary_cross_entropy_with_logits`, negated). The last term
 /// uses `ln` rather than `ln_1p`: for `|l| > 16` it is below 1.2e-7 either way, so the
 /// absolute error per element stays under 2e-7 nats, and `ln` is several times faster
-/// on the CPU backend (this sum dominates importance-sampled evaluation).
+/// on the CPU backend (this sum dominates importance-sampled evaluation). For the same
+/// reason the logarithms are taken of products of up to 16 factors `1 + e^{−|l_i|}`
+/// (each in (1, 2], so no product overflows), one `ln` per 16 elements; the product's
+/// rounding (≤ 15 roundings of 6e-8 relative) adds under 1e-6 nats per group.
 /// It is also defined for `x` in `[0, 1]` (the continuous relaxation used with grey levels).
 ///
 /// # Example
@@ -61,14 +64,40 @@ impl<const D: usize> Bernoulli<D> {
     }
 }
 
+/// The largest divisor of `n` not above 16: how many factors `Bernoulli::log_prob`
+/// multiplies before taking one logarithm (1 for an empty event).
+fn log_group(n: usize) -> usize {
+    (1..=16.min(n.max(1)))
+        .rev()
+        .find(|g| n.is_multiple_of(*g))
+        .unwrap_or(1)
+}
+
 impl<const D: usize> Distribution for Bernoulli<D> {
     type Value = Tensor<D>;
 
     fn log_prob(&self, value: &Tensor<D>) -> Tensor<1> {
         let l = self.logits.clone();
-        // softplus(l) = max(l, 0) + ln(1 + e^{−|l|})
-        let softplus = l.clone().clamp_min(0.0) + l.clone().abs().neg().exp().add_scalar(1.0).log();
-        sum_event_dims(value.clone() * l - softplus)
+        let batch = l.dims()[0];
+        let n: usize = l.dims()[1..].iter().product();
+        // Σ_i [x_i·l_i − max(l_i, 0)]
+        let linear = sum_event_dims(value.clone() * l.clone() - l.clone().clamp_min(0.0));
+        // Σ_i ln(1 + e^{−|l_i|}) = Σ_g ln Π_{i∈g} (1 + e^{−|l_i|}) over groups of g elements:
+        // each factor lies in (1, 2], so a product of g ≤ 16 stays below 2^16 and one `ln`
+        // serves g elements (the element-wise logarithm is a large share of evaluation).
+        let g = log_group(n);
+        let log_terms = l
+            .reshape([batch, n])
+            .abs()
+            .neg()
+            .exp()
+            .add_scalar(1.0)
+            .reshape([batch, n / g, g])
+            .prod_dim(2)
+            .log()
+            .sum_dim(1)
+            .reshape([batch]);
+        linear - log_terms
     }
 
     fn sample(&self) -> Tensor<D> {

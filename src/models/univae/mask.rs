@@ -1,8 +1,12 @@
 //! Who may attend to whom in UniVAE's one Transformer: the segment masks that make its
 //! lower layers an encoder and a decoder side by side, and its top layers a decoder that
 //! reads the encoder only through the latent slot.
-
-use burn::tensor::{Bool, Device, Tensor, TensorData};
+//!
+//! [`visibility`] states the masks over the one sequence `[x ; x]`, as the paper does. The
+//! model runs the two segments as separate sequences instead (the encoder with a padding
+//! mask, the decoder with a causal one and the latent slot put in front at the latent
+//! layers), which is the same computation at half the attention cost, because these masks
+//! let nothing else pass between the segments; `tests/univae.rs` checks the two agree.
 
 /// Which keys each query may attend to in a UniVAE layer over the sequence
 /// `[encoder segment (s0 positions) ; decoder segment (s1 positions)]`: entry `[i][j]` is
@@ -43,24 +47,4 @@ pub fn visibility(s0: usize, s1: usize, latent_layer: bool) -> Vec<Vec<bool>> {
                 .collect()
         })
         .collect()
-}
-
-/// [`visibility`] as burn's attention mask for a batch: `[batch, s, s]`, `true` where the
-/// query may **not** attend (burn fills those scores with a large negative number).
-pub(crate) fn attention_mask(
-    batch: usize,
-    s0: usize,
-    s1: usize,
-    latent_layer: bool,
-    device: &Device,
-) -> Tensor<3, Bool> {
-    let s = s0 + s1;
-    let blocked: Vec<bool> = visibility(s0, s1, latent_layer)
-        .into_iter()
-        .flatten()
-        .map(|seen| !seen)
-        .collect();
-    Tensor::<2, Bool>::from_data(TensorData::new(blocked, [s, s]), device)
-        .reshape([1, s, s])
-        .expand([batch, s, s])
 }

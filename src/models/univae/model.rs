@@ -1,6 +1,7 @@
 //! The UniVAE model: one Transformer that is both the encoder and the decoder.
 
 use burn::module::Module;
+use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::transformer::{TransformerEncoderConfig, TransformerEncoderLayer};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
@@ -10,7 +11,6 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
 
 use super::config::UniVaeConfig;
 use super::latent::LatentSlot;
-use super::mask::attention_mask;
 use crate::data::{CharVocab, TokenBatch, next_char};
 use crate::distributions::{UniformSphere, VonMisesFisher, host_rng};
 use crate::objective::ElboTerms;
@@ -91,6 +91,8 @@ pub struct UniVae {
     pub output: Linear,
     /// Dropout on the embeddings.
     pub dropout: Dropout,
+    /// Drops decoder input characters (replaced by the unknown id) during training.
+    pub token_dropout: Dropout,
     vocab_size: usize,
     max_chars: usize,
     latent_dim: usize,
@@ -116,6 +118,7 @@ impl UniVae {
             norm: LayerNormConfig::new(d).init(device),
             output: LinearConfig::new(d, config.vocab_size).init(device),
             dropout: DropoutConfig::new(config.dropout).init(),
+            token_dropout: DropoutConfig::new(config.token_dropout).init(),
             vocab_size: config.vocab_size,
             max_chars: config.max_chars,
             latent_dim: config.latent_dim,
@@ -205,7 +208,7 @@ impl UniVae {
     /// The general pass behind [`forward`](Self::forward), with possibly different
     /// sentences in the two segments: `encoder` in segment 0, `decoder` (teacher-forced) in
     /// segment 1. With [`Latents::Given`] the decoder's logits do not depend on `encoder`
-    /// at all, which is how the tests check that information flows only through the
+    /// at all (the encoder segment is not even run): information flows only through the
     /// latents.
     ///
     /// # Errors
@@ -219,7 +222,7 @@ impl UniVae {
     ) -> Result<UniVaeOutput> {
         self.check_batch(encoder)?;
         self.check_batch(decoder)?;
-        let [batch, s0] = encoder.tokens().dims();
+        let batch = encoder.batch_size();
         if decoder.batch_size() != batch {
             return Err(Error::shape(
                 "UniVae::forward_segments",
@@ -227,20 +230,16 @@ impl UniVae {
                 decoder.batch_size(),
             ));
         }
-        let inputs = decoder.inputs();
-        let s1 = inputs.dims()[1];
-        self.check_latents(&latents, batch)?;
-        let pad = encoder_padding(encoder.lengths(), s0, s0 + s1, &encoder.device());
-        let h = Tensor::cat(
-            vec![
-                self.embed(encoder.tokens().clone(), 0),
-                self.embed(inputs, 1),
-            ],
-            1,
-        );
-        let (h, posteriors, z) = self.run(h, s0, Some(pad), &latents);
+        if let Latents::Given(z) = &latents {
+            self.check_latents(z, batch)?;
+        }
+        let (posteriors, z) = match latents {
+            Latents::Given(z) => (Vec::new(), z),
+            Latents::Sample => self.encoder_pass(encoder, false),
+            Latents::Mean => self.encoder_pass(encoder, true),
+        };
         Ok(UniVaeOutput {
-            logits: self.logits(h.narrow(1, s0, s1)),
+            logits: self.decoder_pass(decoder.inputs(), &z),
             posteriors,
             z,
         })
@@ -258,12 +257,7 @@ impl UniVae {
         mean: bool,
     ) -> Result<(Vec<VonMisesFisher>, Vec<Tensor<2>>)> {
         self.check_batch(x)?;
-        let encoder = x.tokens().clone();
-        let s0 = encoder.dims()[1];
-        let pad = encoder_padding(x.lengths(), s0, s0, &x.device());
-        let latents = if mean { Latents::Mean } else { Latents::Sample };
-        let (_, posteriors, z) = self.run(self.embed(encoder, 0), s0, Some(pad), &latents);
-        Ok((posteriors, z))
+        Ok(self.encoder_pass(x, mean))
     }
 
     /// The decoder alone, reading latents `z` (one `[batch, latent_dim]` unit tensor per
@@ -296,19 +290,73 @@ impl UniVae {
                 ),
             });
         }
-        let latents = Latents::Given(z.to_vec());
-        self.check_latents(&latents, batch)?;
-        Ok(self.decoder_pass(inputs, &latents))
+        self.check_latents(z, batch)?;
+        Ok(self.decoder_pass(inputs, z))
     }
 
-    /// [`decode_logits`](Self::decode_logits) without its checks, for callers that built
-    /// the inputs and checked the latents themselves (`generate`, once per step).
-    fn decoder_pass(&self, inputs: Tensor<2, Int>, latents: &Latents) -> Tensor<3> {
+    /// Segment 0 through the layers: attention in both directions among each sentence's
+    /// tokens (padding hidden as keys). At latent layer `l` the first position's state `h₀`
+    /// gives the posterior `q(z_l | x, z_{<l}) = vMF(normalize(W_down h₀), κ)`; its draw
+    /// (or mean direction, if `mean`) `z_l`, mapped back by `W_up`, replaces `h₀` as that
+    /// layer's input. The top layer's encoder outputs are never read (the decoder sees
+    /// only that layer's input at the first position), so the encoder stops below it.
+    ///
+    /// The segments never see each other in the lower layers, and in the latent layers the
+    /// decoder sees only the replaced first position, so running the two segments as
+    /// separate sequences is exactly the one-sequence pass over `[x ; x]` with the masks of
+    /// [`visibility`](super::visibility), at half its attention cost.
+    fn encoder_pass(&self, x: &TokenBatch, mean: bool) -> (Vec<VonMisesFisher>, Vec<Tensor<2>>) {
+        let tokens = x.tokens().clone();
+        let [batch, s0] = tokens.dims();
+        let d = self.d_model();
+        let pad = encoder_padding(x.lengths(), s0, &x.device());
+        let first_latent = self.layers.len() - self.slots.len();
+        let mut h = self.embed(tokens, 0);
+        let (mut posteriors, mut zs) = (Vec::new(), Vec::new());
+        for (i, layer) in self.layers.iter().enumerate() {
+            if let Some(slot) = i.checked_sub(first_latent).map(|l| &self.slots[l]) {
+                let h0 = h.clone().narrow(1, 0, 1).reshape([batch, d]);
+                let q = slot.posterior(h0, self.kappa);
+                let z = if mean { q.mean_direction() } else { q.sample() };
+                let state = slot.state(z.clone()).reshape([batch, 1, d]);
+                h = Tensor::cat(vec![state, h.narrow(1, 1, s0 - 1)], 1);
+                posteriors.push(q);
+                zs.push(z);
+            }
+            if i + 1 < self.layers.len() {
+                h = layer.forward(h, Some(pad.clone()), None);
+            }
+        }
+        (posteriors, zs)
+    }
+
+    /// Segment 1 through the layers, each position attending causally to the decoder
+    /// inputs `BOS c₁ …` up to itself; at latent layer `l` the state `W_up z_l` is put in
+    /// front as the one encoder position the decoder may see (the decoder reads its key and
+    /// value; its own output is dropped). Returns the logits `[batch, steps, vocab]`. No
+    /// checks: [`decode_logits`](Self::decode_logits) makes them for users, `generate` once
+    /// for all its steps.
+    fn decoder_pass(&self, inputs: Tensor<2, Int>, z: &[Tensor<2>]) -> Tensor<3> {
         let [batch, steps] = inputs.dims();
-        let slot = Tensor::<2, Int>::full([batch, 1], CharVocab::BOS, &inputs.device());
-        let h = Tensor::cat(vec![self.embed(slot, 0), self.embed(inputs, 1)], 1);
-        let (h, _, _) = self.run(h, 1, None, latents);
-        self.logits(h.narrow(1, 1, steps))
+        let d = self.d_model();
+        let device = inputs.device();
+        let causal = generate_autoregressive_mask(batch, steps, &device);
+        let causal_with_slot = generate_autoregressive_mask(batch, steps + 1, &device);
+        let first_latent = self.layers.len() - self.slots.len();
+        let mut h = self.embed(self.drop_tokens(inputs), 1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = match i.checked_sub(first_latent) {
+                None => layer.forward(h, None, Some(causal.clone())),
+                Some(l) => {
+                    let state = self.slots[l].state(z[l].clone()).reshape([batch, 1, d]);
+                    let with_slot = Tensor::cat(vec![state, h], 1);
+                    layer
+                        .forward(with_slot, None, Some(causal_with_slot.clone()))
+                        .narrow(1, 1, steps)
+                }
+            };
+        }
+        self.logits(h)
     }
 
     /// Sentences decoded autoregressively from latents `z` (one `[batch, latent_dim]` unit
@@ -328,8 +376,7 @@ impl UniVae {
         let batch = first.dims()[0];
         let device = first.device();
         // Checked once here: every step's inputs are ids this loop emitted itself.
-        let latents = Latents::Given(z.to_vec());
-        self.check_latents(&latents, batch)?;
+        self.check_latents(z, batch)?;
         let mut rng = host_rng(&device);
         let mut sequences: Vec<Vec<i64>> = vec![Vec::new(); batch];
         let mut done = vec![false; batch];
@@ -340,7 +387,7 @@ impl UniVae {
                 TensorData::new(prefix.clone(), [batch, step]),
                 &device,
             );
-            let logits = self.decoder_pass(inputs, &latents);
+            let logits = self.decoder_pass(inputs, z);
             let last = logits.narrow(1, step - 1, 1).reshape([batch, vocab]);
             let probs = activation::softmax(last, 1)
                 .try_into_vec_as::<f32>()
@@ -392,7 +439,7 @@ impl UniVae {
     fn embed(&self, tokens: Tensor<2, Int>, segment: i64) -> Tensor<3> {
         let [batch, len] = tokens.dims();
         let device = tokens.device();
-        let d = self.norm.gamma.dims()[0];
+        let d = self.d_model();
         let positions = Tensor::<1, Int>::arange(0..len as i64, &device).reshape([1, len]);
         let segments = Tensor::<2, Int>::full([1, 1], segment, &device);
         let h = self.token_embedding.forward(tokens)
@@ -407,64 +454,39 @@ impl UniVae {
         self.dropout.forward(h)
     }
 
-    /// The layers over `h` (`[batch, s0 + s1, d_model]`, encoder segment first), replacing
-    /// the first position's state at each latent layer as `latents` says; returns the
-    /// final states and, for sampled or mean latents, the posteriors and latents used.
-    fn run(
-        &self,
-        mut h: Tensor<3>,
-        s0: usize,
-        pad: Option<Tensor<2, Bool>>,
-        latents: &Latents,
-    ) -> (Tensor<3>, Vec<VonMisesFisher>, Vec<Tensor<2>>) {
-        let [batch, s, d] = h.dims();
-        let device = h.device();
-        let first_latent = self.layers.len() - self.slots.len();
-        let lower = attention_mask(batch, s0, s - s0, false, &device);
-        let upper = attention_mask(batch, s0, s - s0, true, &device);
-        let (mut posteriors, mut zs) = (Vec::new(), Vec::new());
-        for (i, layer) in self.layers.iter().enumerate() {
-            let mask = if i < first_latent {
-                lower.clone()
-            } else {
-                let slot = &self.slots[i - first_latent];
-                let h0 = h.clone().narrow(1, 0, 1).reshape([batch, d]);
-                let z = match latents {
-                    Latents::Given(z) => z[i - first_latent].clone(),
-                    Latents::Sample | Latents::Mean => {
-                        let q = slot.posterior(h0, self.kappa);
-                        let z = match latents {
-                            Latents::Mean => q.mean_direction(),
-                            _ => q.sample(),
-                        };
-                        posteriors.push(q);
-                        z
-                    }
-                };
-                let state = slot.state(z.clone()).reshape([batch, 1, d]);
-                h = Tensor::cat(vec![state, h.narrow(1, 1, s - 1)], 1);
-                zs.push(z);
-                upper.clone()
-            };
-            h = layer.forward(h, pad.clone(), Some(mask));
+    /// During training (as [`Dropout`] decides: an autodiff device, the module in training
+    /// mode), each decoder input after the begin marker is replaced by
+    /// [`CharVocab::UNK`] with probability `token_dropout`; otherwise `inputs` unchanged.
+    fn drop_tokens(&self, inputs: Tensor<2, Int>) -> Tensor<2, Int> {
+        let [batch, steps] = inputs.dims();
+        let device = inputs.device();
+        if self.token_dropout.prob == 0.0 || steps < 2 || !device.is_autodiff() {
+            return inputs;
         }
-        (h, posteriors, zs)
+        let kept = self
+            .token_dropout
+            .forward(Tensor::<2>::ones([batch, steps - 1], &device));
+        let kept = Tensor::cat(vec![Tensor::ones([batch, 1], &device), kept], 1);
+        inputs.mask_fill(kept.equal_elem(0.0), CharVocab::UNK)
+    }
+
+    /// The model width.
+    fn d_model(&self) -> usize {
+        self.norm.gamma.dims()[0]
     }
 
     fn logits(&self, h: Tensor<3>) -> Tensor<3> {
         self.output.forward(self.norm.forward(h))
     }
 
-    fn check_latents(&self, latents: &Latents, batch: usize) -> Result<()> {
-        if let Latents::Given(z) = latents {
-            let expected = [batch, self.latent_dim];
-            if z.len() != self.latent_layers() || z.iter().any(|z| z.dims() != expected) {
-                return Err(Error::shape(
-                    "UniVae latents",
-                    format!("{} tensors of shape {expected:?}", self.latent_layers()),
-                    z.iter().map(|z| z.dims()).collect::<Vec<_>>(),
-                ));
-            }
+    fn check_latents(&self, z: &[Tensor<2>], batch: usize) -> Result<()> {
+        let expected = [batch, self.latent_dim];
+        if z.len() != self.latent_layers() || z.iter().any(|z| z.dims() != expected) {
+            return Err(Error::shape(
+                "UniVae latents",
+                format!("{} tensors of shape {expected:?}", self.latent_layers()),
+                z.iter().map(|z| z.dims()).collect::<Vec<_>>(),
+            ));
         }
         Ok(())
     }
@@ -501,13 +523,12 @@ impl LatentVariableModel for UniVae {
     }
 }
 
-/// `[batch, s]`: `true` at the encoder positions past each row's end marker (`j < s0` and
-/// `j > lengths[i]`), the keys burn's attention must not read; the rest of the sequence
-/// (a decoder segment, if any) is never padding as a key.
-fn encoder_padding(lengths: &[usize], s0: usize, s: usize, device: &Device) -> Tensor<2, Bool> {
+/// `[batch, s0]`: `true` at the encoder positions past each row's end marker
+/// (`j > lengths[i]`), the keys burn's attention must not read.
+fn encoder_padding(lengths: &[usize], s0: usize, device: &Device) -> Tensor<2, Bool> {
     let pad: Vec<bool> = lengths
         .iter()
-        .flat_map(|&n| (0..s).map(move |j| j < s0 && j > n))
+        .flat_map(|&n| (0..s0).map(move |j| j > n))
         .collect();
-    Tensor::from_data(TensorData::new(pad, [lengths.len(), s]), device)
+    Tensor::from_data(TensorData::new(pad, [lengths.len(), s0]), device)
 }
