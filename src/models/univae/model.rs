@@ -2,7 +2,9 @@
 
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
-use burn::nn::transformer::{TransformerEncoderConfig, TransformerEncoderLayer};
+use burn::nn::transformer::{
+    TransformerEncoderConfig, TransformerEncoderLayer, TransformerEncoderLayerAutoregressiveCache,
+};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
@@ -337,26 +339,61 @@ impl UniVae {
     /// checks: [`decode_logits`](Self::decode_logits) makes them for users, `generate` once
     /// for all its steps.
     fn decoder_pass(&self, inputs: Tensor<2, Int>, z: &[Tensor<2>]) -> Tensor<3> {
-        let [batch, steps] = inputs.dims();
+        let h = self.decoder_layers(inputs, &self.slot_states(z), None);
+        self.logits(h)
+    }
+
+    /// Each latent layer's slot state `W_up z_l`, as one position `[batch, 1, d_model]`.
+    fn slot_states(&self, z: &[Tensor<2>]) -> Vec<Tensor<3>> {
         let d = self.d_model();
+        self.slots
+            .iter()
+            .zip(z)
+            .map(|(slot, z)| {
+                let batch = z.dims()[0];
+                slot.state(z.clone()).reshape([batch, 1, d])
+            })
+            .collect()
+    }
+
+    /// The layers of [`decoder_pass`](Self::decoder_pass), returning the final states
+    /// `[batch, steps, d_model]`. With `caches` (one per layer, kept between calls whose
+    /// inputs grow by one position) each layer computes only the newest position and reads
+    /// the earlier ones' keys and values from its cache (burn's autoregressive inference):
+    /// the same result, without recomputing the prefix at every generated character.
+    fn decoder_layers(
+        &self,
+        inputs: Tensor<2, Int>,
+        states: &[Tensor<3>],
+        mut caches: Option<&mut [TransformerEncoderLayerAutoregressiveCache]>,
+    ) -> Tensor<3> {
+        let [batch, steps] = inputs.dims();
         let device = inputs.device();
         let causal = generate_autoregressive_mask(batch, steps, &device);
         let causal_with_slot = generate_autoregressive_mask(batch, steps + 1, &device);
         let first_latent = self.layers.len() - self.slots.len();
         let mut h = self.embed(self.drop_tokens(inputs), 1);
         for (i, layer) in self.layers.iter().enumerate() {
-            h = match i.checked_sub(first_latent) {
-                None => layer.forward(h, None, Some(causal.clone())),
-                Some(l) => {
-                    let state = self.slots[l].state(z[l].clone()).reshape([batch, 1, d]);
-                    let with_slot = Tensor::cat(vec![state, h], 1);
-                    layer
-                        .forward(with_slot, None, Some(causal_with_slot.clone()))
-                        .narrow(1, 1, steps)
+            let slot = i.checked_sub(first_latent).map(|l| states[l].clone());
+            let (x, mask) = match &slot {
+                None => (h, causal.clone()),
+                Some(state) => (
+                    Tensor::cat(vec![state.clone(), h], 1),
+                    causal_with_slot.clone(),
+                ),
+            };
+            let out = match caches.as_deref_mut() {
+                Some(caches) => {
+                    layer.forward_autoregressive_inference(x, None, Some(mask), &mut caches[i])
                 }
+                None => layer.forward(x, None, Some(mask)),
+            };
+            h = match slot {
+                None => out,
+                Some(_) => out.narrow(1, 1, steps),
             };
         }
-        self.logits(h)
+        h
     }
 
     /// Sentences decoded autoregressively from latents `z` (one `[batch, latent_dim]` unit
@@ -377,6 +414,12 @@ impl UniVae {
         let device = first.device();
         // Checked once here: every step's inputs are ids this loop emitted itself.
         self.check_latents(z, batch)?;
+        let states = self.slot_states(z);
+        let mut caches: Vec<TransformerEncoderLayerAutoregressiveCache> = self
+            .layers
+            .iter()
+            .map(|_| TransformerEncoderLayerAutoregressiveCache::empty())
+            .collect();
         let mut rng = host_rng(&device);
         let mut sequences: Vec<Vec<i64>> = vec![Vec::new(); batch];
         let mut done = vec![false; batch];
@@ -387,8 +430,10 @@ impl UniVae {
                 TensorData::new(prefix.clone(), [batch, step]),
                 &device,
             );
-            let logits = self.decoder_pass(inputs, z);
-            let last = logits.narrow(1, step - 1, 1).reshape([batch, vocab]);
+            let h = self.decoder_layers(inputs, &states, Some(&mut caches));
+            let last = self
+                .logits(h.narrow(1, step - 1, 1))
+                .reshape([batch, vocab]);
             let probs = activation::softmax(last, 1)
                 .try_into_vec_as::<f32>()
                 .unwrap_or_default();
