@@ -5,8 +5,10 @@
 //! - [`mask`](visibility): who may attend to whom, layer by layer;
 //! - [`LatentSlot`]: the encoder's first position turned into a vMF latent and back;
 //! - [`UniVaeConfig`] and [`UniVae`]: the model, its ELBO, encoding, decoding and
-//!   generation.
+//!   generation;
+//! - [`generate_beam`](UniVae::generate_beam): beam search.
 
+mod beam;
 mod config;
 mod latent;
 mod mask;

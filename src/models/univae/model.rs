@@ -338,7 +338,7 @@ impl UniVae {
     /// value; its own output is dropped). Returns the logits `[batch, steps, vocab]`. No
     /// checks: [`decode_logits`](Self::decode_logits) makes them for users, `generate` once
     /// for all its steps.
-    fn decoder_pass(&self, inputs: Tensor<2, Int>, z: &[Tensor<2>]) -> Tensor<3> {
+    pub(super) fn decoder_pass(&self, inputs: Tensor<2, Int>, z: &[Tensor<2>]) -> Tensor<3> {
         let h = self.decoder_layers(inputs, &self.slot_states(z), None);
         self.logits(h)
     }
@@ -403,17 +403,8 @@ impl UniVae {
     /// # Errors
     /// [`Error::ShapeMismatch`] for latents of the wrong number or shape.
     pub fn generate(&self, z: &[Tensor<2>], greedy: bool) -> Result<TokenBatch> {
-        let Some(first) = z.first() else {
-            return Err(Error::shape(
-                "UniVae::generate",
-                format!("{} latent tensors", self.latent_layers()),
-                0,
-            ));
-        };
-        let batch = first.dims()[0];
-        let device = first.device();
         // Checked once here: every step's inputs are ids this loop emitted itself.
-        self.check_latents(z, batch)?;
+        let (batch, device) = self.check_generation_latents(z)?;
         let states = self.slot_states(z);
         let mut caches: Vec<TransformerEncoderLayerAutoregressiveCache> = self
             .layers
@@ -522,6 +513,20 @@ impl UniVae {
 
     fn logits(&self, h: Tensor<3>) -> Tensor<3> {
         self.output.forward(self.norm.forward(h))
+    }
+
+    /// Checks latents to generate from: the batch size and device they give.
+    pub(super) fn check_generation_latents(&self, z: &[Tensor<2>]) -> Result<(usize, Device)> {
+        let Some(first) = z.first() else {
+            return Err(Error::shape(
+                "UniVae generation",
+                format!("{} latent tensors", self.latent_layers()),
+                0,
+            ));
+        };
+        let batch = first.dims()[0];
+        self.check_latents(z, batch)?;
+        Ok((batch, first.device()))
     }
 
     fn check_latents(&self, z: &[Tensor<2>], batch: usize) -> Result<()> {
