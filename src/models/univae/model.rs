@@ -336,8 +336,8 @@ impl UniVae {
     /// inputs `BOS c₁ …` up to itself; at latent layer `l` the state `W_up z_l` is put in
     /// front as the one encoder position the decoder may see (the decoder reads its key and
     /// value; its own output is dropped). Returns the logits `[batch, steps, vocab]`. No
-    /// checks: [`decode_logits`](Self::decode_logits) makes them for users, `generate` once
-    /// for all its steps.
+    /// checks: [`decode_logits`](Self::decode_logits) makes them for users; `generate` and
+    /// `generate_beam` check the latents once and build the inputs themselves.
     pub(super) fn decoder_pass(&self, inputs: Tensor<2, Int>, z: &[Tensor<2>]) -> Tensor<3> {
         let h = self.decoder_layers(inputs, &self.slot_states(z), None);
         self.logits(h)
