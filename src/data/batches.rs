@@ -26,6 +26,8 @@ pub trait TrainData {
     /// The batches of one epoch, as lists of example indices: by default a random
     /// permutation cut into batches ([`shuffled_batches`]). Data whose batch cost grows
     /// with its longest member (sentences) override this with [`bucketed_batches`].
+    /// An override must return `len().div_ceil(batch_size)` batches covering every example
+    /// once: the fit loop's learning-rate schedule counts steps that way.
     fn epoch_batches(&self, batch_size: usize, rng: &mut StdRng) -> Vec<Vec<usize>> {
         shuffled_batches(self.len(), batch_size, rng)
     }
