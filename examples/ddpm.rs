@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! cargo run --release --example ddpm -- [--data DIR] [--epochs N] [--batch-size N] [--lr X]
-//!     [--base-channels N] [--seed N] [--samples N] [--ddim-steps N] [--test-count N]
+//!     [--min-lr X] [--base-channels N] [--seed N] [--samples N] [--ddim-steps N] [--test-count N]
 //!     [--vlb-steps N] [--ema D] [--out DIR] [--checkpoint DIR] [--resume]
 //!     [--device flex|wgpu]
 //! ```
@@ -24,20 +24,22 @@ use burn::module::Module;
 use elbo::data::{Binarization, ImageData, Images};
 use elbo::models::ddpm::DdpmConfig;
 use elbo::objective::{Objective, bits_per_dim};
-use elbo::train::{FitConfig, fit};
+use elbo::train::{FitConfig, LrSchedule, fit};
 
-const USAGE: &str = "usage: ddpm [--data DIR] [--epochs N] [--batch-size N] [--lr X]
+const USAGE: &str = "usage: ddpm [--data DIR] [--epochs N] [--batch-size N] [--lr X] [--min-lr X]
        [--base-channels N] [--seed N] [--samples N] [--ddim-steps N] [--test-count N]
        [--vlb-steps N] [--ema D] [--out DIR] [--checkpoint DIR] [--resume] [--device flex|wgpu]
 defaults: --data ../shared/data/mnist-10k --epochs 10 --batch-size 64 --lr 1e-3
           --base-channels 32 --seed 0 --samples 36 --ddim-steps 50 --test-count 200
-          --vlb-steps 4 --ema 0.999 (0 turns the weight average off) --out out/ddpm";
+          --vlb-steps 4 --ema 0.999 (0 turns the weight average off) --out out/ddpm;
+          --min-lr X decays the rate from --lr to X on a cosine over all epochs (default: constant)";
 
 struct Args {
     data: PathBuf,
     epochs: usize,
     batch_size: usize,
     lr: f64,
+    min_lr: Option<f64>,
     base_channels: usize,
     seed: u64,
     samples: usize,
@@ -57,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
         epochs: 10,
         batch_size: 64,
         lr: 1e-3,
+        min_lr: None,
         base_channels: 32,
         seed: 0,
         samples: 36,
@@ -78,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
             "--epochs" => args.epochs = flags.value(&flag)?,
             "--batch-size" => args.batch_size = flags.value(&flag)?,
             "--lr" => args.lr = flags.value(&flag)?,
+            "--min-lr" => args.min_lr = Some(flags.value(&flag)?),
             "--base-channels" => args.base_channels = flags.value(&flag)?,
             "--seed" => args.seed = flags.value(&flag)?,
             "--samples" => args.samples = flags.value(&flag)?,
@@ -120,6 +124,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let mut fit_config = FitConfig::new(args.epochs, args.batch_size);
     fit_config.learning_rate = args.lr;
+    if let Some(min_lr) = args.min_lr {
+        fit_config.lr_schedule = LrSchedule::Cosine { min_lr };
+    }
     fit_config.seed = args.seed;
     fit_config.log_epochs = true;
     fit_config.objective = Objective::ModelLoss;

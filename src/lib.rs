@@ -69,6 +69,7 @@ pub mod ema;
 mod error;
 #[cfg(feature = "png")]
 pub mod image;
+pub mod kernels;
 pub mod math;
 pub mod models;
 pub mod nn;

@@ -80,6 +80,15 @@ impl<const D: usize> Distribution for Bernoulli<D> {
         let l = self.logits.clone();
         let batch = l.dims()[0];
         let n: usize = l.dims()[1..].iter().product();
+        // On flex: one fused pass (the same sum, with a vectorised softplus).
+        if l.dims() == value.dims()
+            && let Some(log_p) = crate::kernels::bernoulli_log_prob(
+                &l.clone().reshape([batch, n]),
+                &value.clone().reshape([batch, n]),
+            )
+        {
+            return log_p;
+        }
         // Σ_i [x_i·l_i − max(l_i, 0)]
         let linear = sum_event_dims(value.clone() * l.clone() - l.clone().clamp_min(0.0));
         // Σ_i ln(1 + e^{−|l_i|}) = Σ_g ln Π_{i∈g} (1 + e^{−|l_i|}) over groups of g elements:

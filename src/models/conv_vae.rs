@@ -165,7 +165,7 @@ impl<H: PosteriorHead> Encoder for ConvEncoder<H> {
         let [c, h, w] = self.image;
         let mut map = x.clone().reshape([batch, c, h, w]);
         for conv in &self.convs {
-            map = activation::relu(conv.forward(map));
+            map = activation::relu(crate::kernels::conv2d(conv, map));
         }
         self.head.posterior(map.reshape([batch as i64, -1]))
     }
@@ -197,7 +197,7 @@ impl Decoder for BernoulliConvDecoder {
         let mut map = activation::relu(self.linear.forward(z.clone())).reshape([batch, c, h, w]);
         let last = self.deconvs.len() - 1;
         for (i, deconv) in self.deconvs.iter().enumerate() {
-            map = deconv.forward(map);
+            map = crate::kernels::conv_transpose2d(deconv, map);
             if i < last {
                 map = activation::relu(map);
             }

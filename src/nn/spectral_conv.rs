@@ -88,7 +88,7 @@ impl SpectralConv2d {
 
     /// `[b, c_in, h, w] → [b, c_out, h', w']`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(x)
+        crate::kernels::conv2d(&self.conv, x)
     }
 
     /// The largest singular value of the weight matrix after `iterations` power steps from

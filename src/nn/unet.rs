@@ -12,6 +12,7 @@ use burn::nn::{
 use burn::tensor::{Device, Tensor, activation};
 
 use crate::error::{Error, ensure_nonzero};
+use crate::kernels;
 
 /// Sinusoidal embedding of (possibly fractional) time steps (Vaswani et al. 2017, as used
 /// by DDPM).
@@ -77,20 +78,22 @@ impl ResBlock {
     }
 
     fn forward(&self, x: Tensor<4>, temb: Tensor<2>) -> Tensor<4> {
-        let h = self
-            .conv1
-            .forward(activation::silu(self.norm1.forward(x.clone())));
+        let h = kernels::conv2d(
+            &self.conv1,
+            kernels::group_norm_silu(&self.norm1, x.clone()),
+        );
         let [b, c, _, _] = h.dims();
         let h = h + self
             .time
             .forward(activation::silu(temb))
             .reshape([b, c, 1, 1]);
-        let h = self.conv2.forward(
+        let h = kernels::conv2d(
+            &self.conv2,
             self.dropout
-                .forward(activation::silu(self.norm2.forward(h))),
+                .forward(kernels::group_norm_silu(&self.norm2, h)),
         );
         let skip = match &self.skip {
-            Some(conv) => conv.forward(x),
+            Some(conv) => kernels::conv2d(conv, x),
             None => x,
         };
         skip + h
@@ -119,9 +122,7 @@ impl AttentionBlock {
         let [b, c, h, w] = x.dims();
         let n = h * w;
         // [b, c, h, w] → [b, n, c]
-        let tokens = self
-            .norm
-            .forward(x.clone())
+        let tokens = kernels::group_norm(&self.norm, x.clone())
             .reshape([b, c, n])
             .swap_dims(1, 2);
         let qkv = self.qkv.forward(tokens);
@@ -358,7 +359,7 @@ impl UNet {
         let temb = self
             .time_out
             .forward(activation::silu(self.time_in.forward(temb)));
-        let mut s = self.stem.forward(x);
+        let mut s = kernels::conv2d(&self.stem, x);
         let mut skips = Vec::with_capacity(self.down.len());
         for level in &self.down {
             for (i, block) in level.blocks.iter().enumerate() {
@@ -369,7 +370,7 @@ impl UNet {
             }
             skips.push(s.clone());
             if let Some(conv) = &level.downsample {
-                s = conv.forward(s);
+                s = kernels::conv2d(conv, s);
             }
         }
         s = self.middle.forward(s, temb.clone());
@@ -389,12 +390,13 @@ impl UNet {
                 }
             }
             if let Some(conv) = &level.upsample {
-                s = conv.forward(upsample2(s));
+                s = kernels::conv2d(conv, upsample2(s));
             }
         }
-        Ok(self
-            .out_conv
-            .forward(activation::silu(self.out_norm.forward(s))))
+        Ok(kernels::conv2d(
+            &self.out_conv,
+            kernels::group_norm_silu(&self.out_norm, s),
+        ))
     }
 }
 

@@ -1,0 +1,379 @@
+//! The kernels on burn's flex tensors, with and without autodiff: taking the primitives
+//! out of [`Tensor`]s, running the slice kernels, and recording the autodiff nodes whose
+//! backward passes call the slice kernels again.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::{DType, Tensor, TensorData};
+
+use super::bernoulli;
+use super::conv2d::{self, ConvShape};
+use super::group_norm::{self, GroupShape};
+
+/// An autodiff tensor on flex (no gradient checkpointing).
+type AutodiffTensor = FloatTensor<Autodiff<Flex>>;
+
+/// `t`'s flex primitive, if `t` is an f32 tensor on flex without autodiff.
+fn flex_of<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    (t.dtype() == DType::F32)
+        .then(|| t.clone().try_into_primitive::<Flex>().ok())
+        .flatten()
+        .map(|p| p.to_contiguous())
+}
+
+/// `t`'s autodiff primitive, if `t` is an f32 tensor on flex with autodiff.
+fn autodiff_of<const D: usize>(t: &Tensor<D>) -> Option<AutodiffTensor> {
+    (t.dtype() == DType::F32)
+        .then(|| t.clone().try_into_primitive::<Autodiff<Flex>>().ok())
+        .flatten()
+}
+
+/// The contiguous f32 values of a flex tensor.
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("the kernels keep f32 tensors in contiguous layout")
+}
+
+/// The f32 values of a flex tensor as a vector: its own buffer when the tensor is
+/// contiguous and not shared, else a copy.
+fn into_values(t: FlexTensor) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .expect("the kernels' gradients are f32")
+}
+
+fn tensor_of(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
+}
+
+fn contiguous(t: &AutodiffTensor) -> FlexTensor {
+    t.primitive().to_contiguous()
+}
+
+/// The input dimensions `[B, C_in, H_in, W_in]` and output dimensions of `s`.
+fn conv_dims(s: &ConvShape) -> ([usize; 4], [usize; 4]) {
+    (
+        [s.batch, s.c_in, s.h_in, s.w_in],
+        [s.batch, s.c_out, s.h_out, s.w_out],
+    )
+}
+
+/// A convolution (`transposed = false`: `x` in `s`'s input space) or the transposed
+/// convolution whose adjoint `s` is (`x` in `s`'s output space), on flex; `None` when the
+/// tensors are not all f32 flex tensors of one kind (plain or autodiff).
+pub(super) fn conv(
+    s: ConvShape,
+    transposed: bool,
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<Tensor<1>>,
+) -> Option<Tensor<4>> {
+    if let (Some(x), Some(w)) = (flex_of(x), flex_of(weight)) {
+        let b = match &bias {
+            Some(b) => Some(flex_of(b)?),
+            None => None,
+        };
+        let y = conv_forward(&s, transposed, &x, &w, b.as_ref());
+        return Some(Tensor::from_primitive::<Flex>(y));
+    }
+    let (x, w) = (autodiff_of(x)?, autodiff_of(weight)?);
+    let b = match &bias {
+        Some(b) => Some(autodiff_of(b)?),
+        None => None,
+    };
+    let state = ConvState {
+        shape: s,
+        transposed,
+        x: contiguous(&x),
+        weight: contiguous(&w),
+    };
+    let y = conv_forward(
+        &s,
+        transposed,
+        &state.x,
+        &state.weight,
+        b.as_ref().map(contiguous).as_ref(),
+    );
+    let y = match b {
+        Some(b) => match ConvBackward
+            .prepare::<NoCheckpointing>([x.node(), w.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        },
+        None => match ConvBackward
+            .prepare::<NoCheckpointing>([x.node(), w.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        },
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(y))
+}
+
+fn conv_forward(
+    s: &ConvShape,
+    transposed: bool,
+    x: &FlexTensor,
+    w: &FlexTensor,
+    bias: Option<&FlexTensor>,
+) -> FlexTensor {
+    let (input_dims, output_dims) = conv_dims(s);
+    if transposed {
+        let mut z = conv2d::backward_input(s, values(x), values(w));
+        if let Some(bias) = bias {
+            let pixels = s.h_in * s.w_in;
+            for image in z.chunks_mut(s.c_in * pixels) {
+                for (plane, &b) in image.chunks_mut(pixels).zip(values(bias)) {
+                    plane.iter_mut().for_each(|v| *v += b);
+                }
+            }
+        }
+        tensor_of(z, &input_dims)
+    } else {
+        let y = conv2d::forward(s, values(x), values(w), bias.map(values));
+        tensor_of(y, &output_dims)
+    }
+}
+
+/// The autodiff node of [`conv`]: parents `(x, weight)` or `(x, weight, bias)`.
+#[derive(Debug)]
+struct ConvBackward;
+
+#[derive(Clone, Debug)]
+struct ConvState {
+    shape: ConvShape,
+    transposed: bool,
+    x: FlexTensor,
+    weight: FlexTensor,
+}
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x, w, b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        conv_gradients(&ops.state, &dy, [x, w, b].map(|n| n.map(|n| n.id)), grads);
+    }
+}
+
+impl Backward<Flex, 2> for ConvBackward {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<ConvState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x, w] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        conv_gradients(
+            &ops.state,
+            &dy,
+            [x.map(|n| n.id), w.map(|n| n.id), None],
+            grads,
+        );
+    }
+}
+
+/// Registers the gradients of the parents that need one (`nodes`: x, weight, bias).
+fn conv_gradients(
+    state: &ConvState,
+    dy: &FlexTensor,
+    nodes: [Option<burn::backend::autodiff::NodeId>; 3],
+    grads: &mut Gradients,
+) {
+    let s = &state.shape;
+    let (input_dims, output_dims) = conv_dims(s);
+    let weight_dims = [s.c_out, s.c_in, s.kernel[0], s.kernel[1]];
+    let [node_x, node_w, node_b] = nodes;
+    let (dy, x, w) = (values(dy), values(&state.x), values(&state.weight));
+    if !state.transposed {
+        if let Some(id) = node_x {
+            let dx = conv2d::backward_input(s, dy, w);
+            grads.register::<Flex>(id, tensor_of(dx, &input_dims));
+        }
+        if node_w.is_some() || node_b.is_some() {
+            let (dw, db) = conv2d::backward_weight(s, x, dy, node_b.is_some());
+            if let Some(id) = node_w {
+                grads.register::<Flex>(id, tensor_of(dw, &weight_dims));
+            }
+            if let (Some(id), Some(db)) = (node_b, db) {
+                grads.register::<Flex>(id, tensor_of(db, &[s.c_out]));
+            }
+        }
+    } else {
+        // z = Sᵀ x for the convolution S of `s`; the output gradient dz lives in S's
+        // input space and x in its output space.
+        if let Some(id) = node_x {
+            let dx = conv2d::forward(s, dy, w, None);
+            grads.register::<Flex>(id, tensor_of(dx, &output_dims));
+        }
+        if let Some(id) = node_w {
+            let (dw, _) = conv2d::backward_weight(s, dy, x, false);
+            grads.register::<Flex>(id, tensor_of(dw, &weight_dims));
+        }
+        if let Some(id) = node_b {
+            let db = conv2d::channel_sums(dy, s.batch, s.c_in, s.h_in * s.w_in);
+            grads.register::<Flex>(id, tensor_of(db, &[s.c_in]));
+        }
+    }
+}
+
+/// Group normalisation (then SiLU with `silu`) on flex; `None` when the tensors are not
+/// all f32 flex tensors of one kind.
+pub(super) fn group_norm<const D: usize>(
+    s: GroupShape,
+    x: &Tensor<D>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    epsilon: f64,
+    silu: bool,
+) -> Option<Tensor<D>> {
+    let dims = x.dims().to_vec();
+    if let (Some(x), Some(g), Some(b)) = (flex_of(x), flex_of(gamma), flex_of(beta)) {
+        let f = group_norm::forward(&s, values(&x), values(&g), values(&b), epsilon, silu);
+        return Some(Tensor::from_primitive::<Flex>(tensor_of(f.y, &dims)));
+    }
+    let (x, g, b) = (autodiff_of(x)?, autodiff_of(gamma)?, autodiff_of(beta)?);
+    let (xs, gs, bs) = (contiguous(&x), contiguous(&g), contiguous(&b));
+    let f = group_norm::forward(&s, values(&xs), values(&gs), values(&bs), epsilon, silu);
+    let y = tensor_of(f.y, &dims);
+    let y = match GroupNormBackward
+        .prepare::<NoCheckpointing>([x.node(), g.node(), b.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(
+            GroupNormState {
+                shape: s,
+                silu,
+                dims,
+                x: xs,
+                gamma: gs,
+                beta: bs,
+                mean: f.mean,
+                inv_std: f.inv_std,
+            },
+            y,
+        ),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(y))
+}
+
+/// The autodiff node of [`group_norm`]: parents `(x, γ, β)`.
+#[derive(Debug)]
+struct GroupNormBackward;
+
+#[derive(Clone, Debug)]
+struct GroupNormState {
+    shape: GroupShape,
+    silu: bool,
+    dims: Vec<usize>,
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+}
+
+impl Backward<Flex, 3> for GroupNormBackward {
+    type State = GroupNormState;
+
+    fn backward(self, ops: Ops<GroupNormState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_g, node_b] = ops.parents;
+        let st = &ops.state;
+        // The output gradient becomes the input gradient in place.
+        let mut grad = into_values(grads.consume::<Flex>(&ops.node));
+        let (dg, db) = group_norm::backward(
+            &st.shape,
+            values(&st.x),
+            values(&st.gamma),
+            values(&st.beta),
+            &st.mean,
+            &st.inv_std,
+            &mut grad,
+            st.silu,
+        );
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, tensor_of(grad, &st.dims));
+        }
+        if let Some(node) = node_g {
+            grads.register::<Flex>(node.id, tensor_of(dg, &[st.shape.channels]));
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, tensor_of(db, &[st.shape.channels]));
+        }
+    }
+}
+
+/// The Bernoulli log-likelihood of `x` under `logits` per row, on flex; `None` when the
+/// tensors are not both f32 flex tensors of one kind.
+pub(super) fn bernoulli_log_prob(logits: &Tensor<2>, x: &Tensor<2>) -> Option<Tensor<1>> {
+    let [rows, n] = logits.dims();
+    if let (Some(l), Some(x)) = (flex_of(logits), flex_of(x)) {
+        let out = bernoulli::log_prob(values(&l), values(&x), n);
+        return Some(Tensor::from_primitive::<Flex>(tensor_of(out, &[rows])));
+    }
+    let (l, x) = (autodiff_of(logits)?, autodiff_of(x)?);
+    let state = BernoulliState {
+        n,
+        logits: contiguous(&l),
+        x: contiguous(&x),
+    };
+    let out = tensor_of(
+        bernoulli::log_prob(values(&state.logits), values(&state.x), n),
+        &[rows],
+    );
+    let out = match BernoulliBackward
+        .prepare::<NoCheckpointing>([l.node(), x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(state, out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(out))
+}
+
+/// The autodiff node of [`bernoulli_log_prob`]: parents `(logits, x)`.
+#[derive(Debug)]
+struct BernoulliBackward;
+
+#[derive(Clone, Debug)]
+struct BernoulliState {
+    n: usize,
+    logits: FlexTensor,
+    x: FlexTensor,
+}
+
+impl Backward<Flex, 2> for BernoulliBackward {
+    type State = BernoulliState;
+
+    fn backward(self, ops: Ops<BernoulliState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_l, node_x] = ops.parents;
+        let st = &ops.state;
+        let g = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (dl, dx) = bernoulli::backward(
+            values(&st.logits),
+            values(&st.x),
+            st.n,
+            values(&g),
+            node_x.is_some(),
+        );
+        let dims = [g.layout().shape()[0], st.n];
+        if let Some(node) = node_l {
+            grads.register::<Flex>(node.id, tensor_of(dl, &dims));
+        }
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Flex>(node.id, tensor_of(dx, &dims));
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Fast CPU kernels for the layers the image models spend their time in: 2-D
+//! convolution, transposed convolution, group normalisation (optionally fused with
+//! SiLU) and the Bernoulli log-likelihood, each with its own autodiff node.
+//!
+//! On the flex device burn 0.22 runs a convolution's backward pass as a transposed
+//! convolution and a second convolution whose kernel is the whole output image, and a
+//! group normalisation as about ten element-wise passes on one thread. The kernels here
+//! compute the same functions by im2col and one `gemm` call per image (both backward
+//! passes included), and the normalisation in one pass forward and two backward, parallel
+//! over images. They take burn's own modules, so the parameters, their names and saved
+//! weights are unchanged.
+//!
+//! Every function falls back to the module's own `forward` where the kernels do not apply:
+//! on any other device (wgpu), for another element type than f32, for grouped or dilated
+//! convolutions, `Same` padding, and autodiff with gradient checkpointing. Results agree
+//! with burn's to f32 rounding (`tests/kernels.rs` checks values and gradients against
+//! burn's own ops).
+//!
+//! ```
+//! use burn::nn::conv::Conv2dConfig;
+//! use burn::nn::PaddingConfig2d;
+//! use burn::tensor::{Device, Tensor};
+//! let device = Device::flex();
+//! let conv = Conv2dConfig::new([2, 4], [3, 3])
+//!     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+//!     .init(&device);
+//! let x = Tensor::<4>::ones([1, 2, 5, 5], &device);
+//! let fast = elbo::kernels::conv2d(&conv, x.clone());
+//! let reference = conv.forward(x);
+//! assert!(fast.sub(reference).abs().max().into_scalar::<f32>() < 1e-5);
+//! ```
+
+mod bernoulli;
+mod conv2d;
+mod fast_math;
+#[cfg(feature = "flex")]
+mod flex;
+mod group_norm;
+mod matmul;
+
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::{GroupNorm, PaddingConfig2d};
+use burn::tensor::{Tensor, activation};
+
+use conv2d::ConvShape;
+use group_norm::GroupShape;
+
+/// `conv.forward(x)`: the convolution of `x` (`[batch, C_in, H, W]`) by `conv`'s weights.
+///
+/// # Panics
+/// Where `conv.forward` would (an input whose channel count is not the convolution's).
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(shape) = conv_shape(conv, &x)
+        && let Some(y) = flex::conv(
+            shape,
+            false,
+            &x,
+            &conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()),
+        )
+    {
+        return y;
+    }
+    conv.forward(x)
+}
+
+/// `conv.forward(x)`: the transposed convolution of `x` (`[batch, C_in, H, W]`).
+///
+/// # Panics
+/// Where `conv.forward` would.
+pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(shape) = conv_transpose_shape(conv, &x)
+        && let Some(y) = flex::conv(
+            shape,
+            true,
+            &x,
+            &conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()),
+        )
+    {
+        return y;
+    }
+    conv.forward(x)
+}
+
+/// `norm.forward(x)`: group normalisation of `x` (`[batch, channels, …]`).
+///
+/// # Panics
+/// Where `norm.forward` would.
+pub fn group_norm<const D: usize>(norm: &GroupNorm, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = fused_group_norm(norm, &x, false) {
+        return y;
+    }
+    norm.forward(x)
+}
+
+/// `silu(norm.forward(x))` in one pass: group normalisation followed by
+/// `silu(u) = u σ(u)`, the pre-activation of the DDPM U-Net's residual blocks.
+///
+/// # Panics
+/// Where `norm.forward` would.
+pub fn group_norm_silu<const D: usize>(norm: &GroupNorm, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = fused_group_norm(norm, &x, true) {
+        return y;
+    }
+    activation::silu(norm.forward(x))
+}
+
+/// `log p(x | l) = Σ_i x_i l_i − softplus(l_i)` per row of `[batch, n]` logits and data, in
+/// one parallel pass on flex; `None` on other devices, where
+/// [`Bernoulli::log_prob`](crate::distributions::Bernoulli) composes it from tensor ops.
+pub(crate) fn bernoulli_log_prob(logits: &Tensor<2>, x: &Tensor<2>) -> Option<Tensor<1>> {
+    #[cfg(feature = "flex")]
+    if logits.dims() == x.dims() && logits.dims()[0] > 0 && logits.dims()[1] > 0 {
+        return flex::bernoulli_log_prob(logits, x);
+    }
+    #[cfg(not(feature = "flex"))]
+    let _ = (logits, x);
+    None
+}
+
+#[cfg(feature = "flex")]
+fn fused_group_norm<const D: usize>(
+    norm: &GroupNorm,
+    x: &Tensor<D>,
+    silu: bool,
+) -> Option<Tensor<D>> {
+    let dims = x.dims();
+    if D < 2 || dims[1] != norm.num_channels || !dims[1].is_multiple_of(norm.num_groups) {
+        return None;
+    }
+    let shape = GroupShape {
+        batch: dims[0],
+        channels: dims[1],
+        pixels: dims[2..].iter().product(),
+        groups: norm.num_groups,
+    };
+    if shape.batch == 0 || shape.pixels == 0 {
+        return None;
+    }
+    let gamma = norm.gamma.as_ref()?.val();
+    let beta = norm.beta.as_ref()?.val();
+    flex::group_norm(shape, x, &gamma, &beta, norm.epsilon, silu)
+}
+
+/// The kernels' shape of `conv` applied to `x`, or `None` where they do not apply.
+fn conv_shape(conv: &Conv2d, x: &Tensor<4>) -> Option<ConvShape> {
+    let [batch, c_in, h_in, w_in] = x.dims();
+    let [c_out, c_in_weight, kh, kw] = conv.weight.dims();
+    let (top, left, bottom, right) = match conv.padding {
+        PaddingConfig2d::Valid => (0, 0, 0, 0),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => (top, left, bottom, right),
+        PaddingConfig2d::Same => return None,
+    };
+    let [sh, sw] = conv.stride;
+    if conv.groups != 1
+        || conv.dilation != [1, 1]
+        || c_in != c_in_weight
+        || batch == 0
+        || sh == 0
+        || sw == 0
+        || h_in + top + bottom < kh
+        || w_in + left + right < kw
+    {
+        return None;
+    }
+    Some(ConvShape {
+        batch,
+        c_in,
+        h_in,
+        w_in,
+        c_out,
+        h_out: (h_in + top + bottom - kh) / sh + 1,
+        w_out: (w_in + left + right - kw) / sw + 1,
+        kernel: [kh, kw],
+        stride: [sh, sw],
+        pad: [top, left],
+    })
+}
+
+/// The shape of the convolution whose adjoint `conv` is: from `conv`'s output space
+/// (`[batch, C_out, H_z, W_z]`) to its input space (`x`'s, `[batch, C_in, H, W]`), with
+/// the same `[C_in, C_out, k_h, k_w]` weights.
+fn conv_transpose_shape(conv: &ConvTranspose2d, x: &Tensor<4>) -> Option<ConvShape> {
+    let [batch, c_in, h, w] = x.dims();
+    let [c_in_weight, c_out, kh, kw] = conv.weight.dims();
+    let [sh, sw] = conv.stride;
+    let [ph, pw] = conv.padding;
+    let [oh, ow] = conv.padding_out;
+    if conv.groups != 1
+        || conv.dilation != [1, 1]
+        || c_in != c_in_weight
+        || batch == 0
+        || h == 0
+        || w == 0
+        || sh == 0
+        || sw == 0
+        || oh >= sh
+        || ow >= sw
+    {
+        return None;
+    }
+    // H_z = (H − 1)·s − 2p + k + output padding
+    let h_z = ((h - 1) * sh + kh + oh).checked_sub(2 * ph)?;
+    let w_z = ((w - 1) * sw + kw + ow).checked_sub(2 * pw)?;
+    if h_z + 2 * ph < kh || w_z + 2 * pw < kw {
+        return None;
+    }
+    let shape = ConvShape {
+        batch,
+        c_in: c_out,
+        h_in: h_z,
+        w_in: w_z,
+        c_out: c_in,
+        h_out: h,
+        w_out: w,
+        kernel: [kh, kw],
+        stride: [sh, sw],
+        pad: [ph, pw],
+    };
+    // The convolution must map H_z back to H exactly.
+    let consistent = (h_z + 2 * ph - kh) / sh + 1 == h && (w_z + 2 * pw - kw) / sw + 1 == w;
+    consistent.then_some(shape)
+}

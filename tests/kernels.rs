@@ -1,0 +1,284 @@
+//! The CPU kernels of `elbo::kernels` against burn's own modules, which are the
+//! independent reference here: the same parameters, the same input, values and every
+//! gradient compared. On a device the kernels do not cover (wgpu) they fall back to the
+//! modules, and the comparisons still hold.
+//!
+//! Tolerance: the two sides add the same f32 products in different orders (at most a few
+//! hundred terms here), which moves a result by a few ulp of the sum of magnitudes; the
+//! checks allow 1e-4 of the largest reference value, far above that and far below the
+//! O(1) error of a wrong index, stride or padding.
+
+mod common;
+
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
+use burn::nn::{GroupNormConfig, PaddingConfig2d};
+use burn::tensor::{Distribution, Tensor, activation};
+use common::{device, host};
+use elbo::kernels;
+
+fn assert_close<const D: usize>(what: &str, got: &Tensor<D>, want: &Tensor<D>) {
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let (got, want) = (host(got), host(want));
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-3);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-4 * scale,
+            "{what}[{i}]: {g} vs burn's {w} (scale {scale})"
+        );
+    }
+}
+
+/// One convolution configuration, as `(input [b, c, h, w], c_out, kernel, stride,
+/// padding, bias)`.
+type ConvCase = (
+    [usize; 4],
+    usize,
+    [usize; 2],
+    [usize; 2],
+    PaddingConfig2d,
+    bool,
+);
+
+#[test]
+fn conv2d_values_and_gradients_match_burn() {
+    let cases: [ConvCase; 7] = [
+        (
+            [3, 4, 9, 9],
+            5,
+            [3, 3],
+            [1, 1],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            true,
+        ),
+        (
+            [2, 3, 10, 8],
+            4,
+            [3, 3],
+            [2, 2],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            true,
+        ),
+        (
+            [5, 2, 12, 12],
+            3,
+            [4, 4],
+            [2, 2],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            true,
+        ),
+        (
+            [3, 6, 7, 5],
+            4,
+            [1, 1],
+            [1, 1],
+            PaddingConfig2d::Valid,
+            true,
+        ),
+        (
+            [1, 3, 8, 7],
+            2,
+            [3, 2],
+            [1, 2],
+            PaddingConfig2d::Explicit(2, 0, 1, 1),
+            false,
+        ),
+        (
+            [4, 2, 6, 6],
+            3,
+            [5, 5],
+            [1, 1],
+            PaddingConfig2d::Valid,
+            true,
+        ),
+        // `Same` padding and a dilation are not the kernels': they fall back to burn.
+        ([2, 2, 6, 6], 2, [3, 3], [1, 1], PaddingConfig2d::Same, true),
+    ];
+    let device = device().autodiff();
+    for (i, (dims, c_out, kernel, stride, padding, bias)) in cases.into_iter().enumerate() {
+        let conv = Conv2dConfig::new([dims[1], c_out], kernel)
+            .with_stride(stride)
+            .with_padding(padding)
+            .with_bias(bias)
+            .init(&device);
+        let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let fast = kernels::conv2d(&conv, x.clone());
+        let reference = conv.forward(x.clone());
+        assert_close(&format!("case {i}: conv2d output"), &fast, &reference);
+        let r = Tensor::<4>::random(reference.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let g_fast = (fast * r.clone()).sum().backward();
+        let g_ref = (reference * r).sum().backward();
+        let grad = |g| x.grad(g).expect("x requires a gradient");
+        assert_close(&format!("case {i}: dx"), &grad(&g_fast), &grad(&g_ref));
+        let weight = conv.weight.val();
+        assert_close(
+            &format!("case {i}: dW"),
+            &weight.grad(&g_fast).unwrap(),
+            &weight.grad(&g_ref).unwrap(),
+        );
+        if let Some(b) = &conv.bias {
+            let b = b.val();
+            assert_close(
+                &format!("case {i}: dbias"),
+                &b.grad(&g_fast).unwrap(),
+                &b.grad(&g_ref).unwrap(),
+            );
+        }
+        // Without autodiff (a model in evaluation).
+        let conv = conv.valid();
+        let x = x.inner();
+        assert_close(
+            &format!("case {i}: conv2d output, no autodiff"),
+            &kernels::conv2d(&conv, x.clone()),
+            &conv.forward(x),
+        );
+    }
+}
+
+#[test]
+fn conv_transpose2d_values_and_gradients_match_burn() {
+    // (input dims, c_out, kernel, stride, padding, output padding)
+    let cases = [
+        ([3, 4, 7, 7], 2, [4, 4], [2, 2], [1, 1], [0, 0]),
+        ([2, 3, 5, 4], 3, [3, 3], [2, 2], [1, 1], [1, 1]),
+        ([4, 2, 6, 6], 5, [3, 3], [1, 1], [1, 1], [0, 0]),
+        ([1, 3, 4, 5], 2, [2, 3], [1, 2], [0, 1], [0, 1]),
+    ];
+    let device = device().autodiff();
+    for (i, (dims, c_out, kernel, stride, padding, padding_out)) in cases.into_iter().enumerate() {
+        let conv = ConvTranspose2dConfig::new([dims[1], c_out], kernel)
+            .with_stride(stride)
+            .with_padding(padding)
+            .with_padding_out(padding_out)
+            .init(&device);
+        let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let fast = kernels::conv_transpose2d(&conv, x.clone());
+        let reference = conv.forward(x.clone());
+        assert_close(&format!("case {i}: output"), &fast, &reference);
+        let r = Tensor::<4>::random(reference.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let g_fast = (fast * r.clone()).sum().backward();
+        let g_ref = (reference * r).sum().backward();
+        assert_close(
+            &format!("case {i}: dx"),
+            &x.grad(&g_fast).unwrap(),
+            &x.grad(&g_ref).unwrap(),
+        );
+        let weight = conv.weight.val();
+        assert_close(
+            &format!("case {i}: dW"),
+            &weight.grad(&g_fast).unwrap(),
+            &weight.grad(&g_ref).unwrap(),
+        );
+        let bias = conv.bias.as_ref().unwrap().val();
+        assert_close(
+            &format!("case {i}: dbias"),
+            &bias.grad(&g_fast).unwrap(),
+            &bias.grad(&g_ref).unwrap(),
+        );
+        let conv = conv.valid();
+        let x = x.inner();
+        assert_close(
+            &format!("case {i}: output, no autodiff"),
+            &kernels::conv_transpose2d(&conv, x.clone()),
+            &conv.forward(x),
+        );
+    }
+}
+
+#[test]
+fn group_norm_values_and_gradients_match_burn() {
+    let device = device().autodiff();
+    // 4-D maps with 8 groups of 2 and 4 channels, and a 3-D input with one channel a group.
+    for (i, (dims, groups)) in [
+        (vec![3, 16, 5, 4], 8),
+        (vec![2, 32, 3, 3], 8),
+        (vec![4, 3, 7], 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for silu in [false, true] {
+            let mut norm = GroupNormConfig::new(groups, dims[1]).init(&device);
+            // Move γ and β off their initial 1 and 0, so their roles are tested.
+            let ramp = |offset: f32| {
+                let values: Vec<f32> = (0..dims[1]).map(|c| offset + 0.3 * c as f32).collect();
+                Param::from_tensor(Tensor::<1>::from_floats(values.as_slice(), &device))
+            };
+            norm.gamma = Some(ramp(0.5));
+            norm.beta = Some(ramp(-1.0));
+            let what = format!("case {i}, silu {silu}");
+            let x = Tensor::<3>::random(
+                [dims[0], dims[1], dims[2..].iter().product()],
+                Distribution::Normal(0.5, 2.0),
+                &device,
+            )
+            .require_grad();
+            let (fast, reference) = if silu {
+                (
+                    kernels::group_norm_silu(&norm, x.clone()),
+                    activation::silu(norm.forward(x.clone())),
+                )
+            } else {
+                (
+                    kernels::group_norm(&norm, x.clone()),
+                    norm.forward(x.clone()),
+                )
+            };
+            assert_close(&format!("{what}: output"), &fast, &reference);
+            let r = Tensor::<3>::random(reference.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let g_fast = (fast * r.clone()).sum().backward();
+            let g_ref = (reference * r).sum().backward();
+            assert_close(
+                &format!("{what}: dx"),
+                &x.grad(&g_fast).unwrap(),
+                &x.grad(&g_ref).unwrap(),
+            );
+            for (name, p) in [("dγ", &norm.gamma), ("dβ", &norm.beta)] {
+                let p = p.as_ref().unwrap().val();
+                assert_close(
+                    &format!("{what}: {name}"),
+                    &p.grad(&g_fast).unwrap(),
+                    &p.grad(&g_ref).unwrap(),
+                );
+            }
+            let norm = norm.valid();
+            let x = x.inner();
+            let (fast, reference) = if silu {
+                (
+                    kernels::group_norm_silu(&norm, x.clone()),
+                    activation::silu(norm.forward(x)),
+                )
+            } else {
+                (kernels::group_norm(&norm, x.clone()), norm.forward(x))
+            };
+            assert_close(&format!("{what}: output, no autodiff"), &fast, &reference);
+        }
+    }
+}
+
+/// `Bernoulli::log_prob` (the fused kernel on flex) against the same sum composed from
+/// burn's ops, `Σ x·l − softplus(l)`, values and gradients in both arguments, for logits
+/// over [−30, 30] and 0/1 data.
+#[test]
+fn bernoulli_log_prob_values_and_gradients_match_burn() {
+    use elbo::Distribution as _;
+    use elbo::distributions::Bernoulli;
+    let device = device().autodiff();
+    let logits =
+        Tensor::<2>::random([7, 53], Distribution::Uniform(-30.0, 30.0), &device).require_grad();
+    let x = Tensor::<2>::random([7, 53], Distribution::Bernoulli(0.4), &device).require_grad();
+    let fast = Bernoulli::new(logits.clone()).log_prob(&x);
+    let reference = (x.clone() * logits.clone() - activation::softplus(logits.clone(), 1.0))
+        .sum_dim(1)
+        .reshape([7]);
+    assert_close("log p(x | l)", &fast, &reference);
+    let r = Tensor::<1>::random([7], Distribution::Normal(0.0, 1.0), &device);
+    let g_fast = (fast * r.clone()).sum().backward();
+    let g_ref = (reference * r).sum().backward();
+    assert_close(
+        "dl",
+        &logits.grad(&g_fast).unwrap(),
+        &logits.grad(&g_ref).unwrap(),
+    );
+    assert_close("dx", &x.grad(&g_fast).unwrap(), &x.grad(&g_ref).unwrap());
+}
