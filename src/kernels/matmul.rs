@@ -37,15 +37,17 @@ impl<'a> MatRef<'a> {
 }
 
 /// `dst = a · b` (or `dst += a · b` with `accumulate`), `a`: `[m, k]`, `b`: `[k, n]`, `dst`:
-/// row-major `[m, n]`. `parallel` lets gemm split the product over the rayon pool (for
-/// calls that are not already inside a parallel loop).
+/// `[m, n]` with rows `dst_row_stride` apart (`n` for a plain row-major matrix).
+/// `parallel` lets gemm split the product over the rayon pool (for calls that are not
+/// already inside a parallel loop).
 ///
 /// # Panics
-/// If a view does not cover its matrix or `dst` is shorter than `m · n` (internal
-/// invariants: the kernels size every buffer from the same shape).
+/// If a view does not cover its matrix or `dst` is too short (internal invariants: the
+/// kernels size every buffer from the same shape).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(
     dst: &mut [f32],
+    dst_row_stride: usize,
     accumulate: bool,
     a: MatRef,
     b: MatRef,
@@ -54,7 +56,10 @@ pub(crate) fn matmul(
     k: usize,
     parallel: bool,
 ) {
-    assert!(dst.len() >= m * n, "matmul: destination too short");
+    assert!(
+        dst_row_stride >= n && (m == 0 || dst.len() >= (m - 1) * dst_row_stride + n),
+        "matmul: destination too short"
+    );
     assert!(
         a.covers(m, k) && b.covers(k, n),
         "matmul: operand views out of bounds"
@@ -64,7 +69,9 @@ pub(crate) fn matmul(
     }
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(0.0);
+            for row in dst.chunks_mut(dst_row_stride).take(m) {
+                row[..n].fill(0.0);
+            }
         }
         return;
     }
@@ -74,7 +81,8 @@ pub(crate) fn matmul(
         gemm::Parallelism::None
     };
     // SAFETY: the asserts above keep every index gemm forms inside the three slices:
-    // dst (i, j) at i·n + j < m·n; a (i, l) and b (l, j) inside their views' bounds.
+    // dst (i, j) at i·dst_row_stride + j ≤ (m − 1)·dst_row_stride + n − 1; a (i, l) and
+    // b (l, j) inside their views' bounds.
     // `dst` is borrowed mutably, so it cannot alias `a` or `b`.
     unsafe {
         gemm::gemm(
@@ -83,7 +91,7 @@ pub(crate) fn matmul(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_row_stride as isize,
             accumulate,
             a.data.as_ptr(),
             a.col_stride as isize,
@@ -114,6 +122,7 @@ mod tests {
         let mut dst = vec![1.0f32; m * n];
         matmul(
             &mut dst,
+            n,
             true,
             MatRef::row_major(&a, k),
             MatRef::transposed(&bt, k),
