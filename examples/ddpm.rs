@@ -7,8 +7,8 @@
 //!
 //! ```text
 //! cargo run --release --example ddpm -- [--data DIR] [--epochs N] [--batch-size N] [--lr X]
-//!     [--min-lr X] [--base-channels N] [--seed N] [--samples N] [--ddim-steps N] [--test-count N]
-//!     [--vlb-steps N] [--ema D] [--out DIR] [--checkpoint DIR] [--resume]
+//!     [--min-lr X] [--base-channels N] [--seed N] [--samples N] [--ddim-steps N] [--eta X]
+//!     [--test-count N] [--vlb-steps N] [--ema D] [--out DIR] [--checkpoint DIR] [--resume]
 //!     [--device flex|wgpu]
 //! ```
 //! `--data` defaults to `../shared/data/mnist-10k` (relative to the project root; the
@@ -27,10 +27,10 @@ use elbo::objective::{Objective, bits_per_dim};
 use elbo::train::{FitConfig, LrSchedule, fit};
 
 const USAGE: &str = "usage: ddpm [--data DIR] [--epochs N] [--batch-size N] [--lr X] [--min-lr X]
-       [--base-channels N] [--seed N] [--samples N] [--ddim-steps N] [--test-count N]
+       [--base-channels N] [--seed N] [--samples N] [--ddim-steps N] [--eta X] [--test-count N]
        [--vlb-steps N] [--ema D] [--out DIR] [--checkpoint DIR] [--resume] [--device flex|wgpu]
 defaults: --data ../shared/data/mnist-10k --epochs 10 --batch-size 64 --lr 1e-3
-          --base-channels 32 --seed 0 --samples 36 --ddim-steps 50 --test-count 200
+          --base-channels 32 --seed 0 --samples 36 --ddim-steps 50 --eta 0 --test-count 200
           --vlb-steps 4 --ema 0.999 (0 turns the weight average off) --out out/ddpm;
           --min-lr X decays the rate from --lr to X on a cosine over all epochs (default: constant)";
 
@@ -44,6 +44,7 @@ struct Args {
     seed: u64,
     samples: usize,
     ddim_steps: usize,
+    eta: f64,
     test_count: usize,
     vlb_steps: usize,
     ema: f64,
@@ -64,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         seed: 0,
         samples: 36,
         ddim_steps: 50,
+        eta: 0.0,
         test_count: 200,
         vlb_steps: 4,
         ema: 0.999,
@@ -86,6 +88,7 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => args.seed = flags.value(&flag)?,
             "--samples" => args.samples = flags.value(&flag)?,
             "--ddim-steps" => args.ddim_steps = flags.value(&flag)?,
+            "--eta" => args.eta = flags.value(&flag)?,
             "--test-count" => args.test_count = flags.value(&flag)?,
             "--vlb-steps" => args.vlb_steps = flags.value(&flag)?,
             "--ema" => args.ema = flags.value(&flag)?,
@@ -159,14 +162,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         columns,
     )?;
     let started = Instant::now();
-    let ddim = model.sample_ddim(args.samples, args.ddim_steps, 0.0, true, &device)?;
+    let ddim = model.sample_ddim(args.samples, args.ddim_steps, args.eta, true, &device)?;
     let ddim_seconds = started.elapsed().as_secs_f64();
     elbo::image::save_grid(args.out.join("samples-ddim.png"), ddim, h, w, columns)?;
     println!(
         "wrote samples-ancestral.png ({} steps, {ancestral_seconds:.1} s) and samples-ddim.png \
-         ({} steps, η = 0, {ddim_seconds:.1} s) to {}",
+         ({} steps, η = {}, {ddim_seconds:.1} s) to {}",
         config.steps,
         args.ddim_steps,
+        args.eta,
         args.out.display()
     );
 

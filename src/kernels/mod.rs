@@ -30,19 +30,27 @@
 //! assert!(fast.sub(reference).abs().max().into_scalar::<f32>() < 1e-5);
 //! ```
 
+// The kernels run on flex only; without it every function below is its fallback.
+#[cfg(feature = "flex")]
 mod bernoulli;
+#[cfg(feature = "flex")]
 mod conv2d;
+#[cfg(feature = "flex")]
 mod fast_math;
 #[cfg(feature = "flex")]
 mod flex;
+#[cfg(feature = "flex")]
 mod group_norm;
+#[cfg(feature = "flex")]
 mod matmul;
 
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::tensor::{Tensor, activation};
 
+#[cfg(feature = "flex")]
 use conv2d::ConvShape;
+#[cfg(feature = "flex")]
 use group_norm::GroupShape;
 
 /// `conv.forward(x)`: the convolution of `x` (`[batch, C_in, H, W]`) by `conv`'s weights.
@@ -147,6 +155,7 @@ fn fused_group_norm<const D: usize>(
     flex::group_norm(shape, x, &gamma, &beta, norm.epsilon, silu)
 }
 
+#[cfg(feature = "flex")]
 /// The kernels' shape of `conv` applied to `x`, or `None` where they do not apply.
 fn conv_shape(conv: &Conv2d, x: &Tensor<4>) -> Option<ConvShape> {
     let [batch, c_in, h_in, w_in] = x.dims();
@@ -182,6 +191,7 @@ fn conv_shape(conv: &Conv2d, x: &Tensor<4>) -> Option<ConvShape> {
     })
 }
 
+#[cfg(feature = "flex")]
 /// The shape of the convolution whose adjoint `conv` is: from `conv`'s output space
 /// (`[batch, C_out, H_z, W_z]`) to its input space (`x`'s, `[batch, C_in, H, W]`), with
 /// the same `[C_in, C_out, k_h, k_w]` weights.

@@ -13,13 +13,16 @@ use burn::tensor::{Device, Tensor};
 /// Mesa's software Vulkan driver, as CI does). Every test body takes its device from here,
 /// so the same assertions hold on both backends.
 pub fn device() -> Device {
-    match std::env::var("ELBO_TEST_DEVICE").as_deref() {
-        Ok("flex") | Err(_) => Device::flex(),
+    let name = std::env::var("ELBO_TEST_DEVICE").unwrap_or_else(|_| "flex".into());
+    match name.as_str() {
+        #[cfg(feature = "flex")]
+        "flex" => Device::flex(),
         #[cfg(feature = "wgpu")]
-        Ok("wgpu") => Device::wgpu(Default::default()),
-        Ok(other) => {
-            panic!("ELBO_TEST_DEVICE={other}: use flex, or wgpu in a build with --features wgpu")
-        }
+        "wgpu" => Device::wgpu(Default::default()),
+        other => panic!(
+            "ELBO_TEST_DEVICE={other:?}: use flex (feature `flex`, the default) or wgpu \
+             (a build with --features wgpu)"
+        ),
     }
 }
 
