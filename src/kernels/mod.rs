@@ -44,8 +44,10 @@ mod group_norm;
 #[cfg(feature = "flex")]
 mod matmul;
 
+use burn::nn::GroupNorm;
+#[cfg(feature = "flex")]
+use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
-use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::tensor::{Tensor, activation};
 
 #[cfg(feature = "flex")]
