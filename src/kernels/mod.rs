@@ -45,15 +45,12 @@ mod group_norm;
 mod matmul;
 
 use burn::nn::GroupNorm;
-#[cfg(feature = "flex")]
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::tensor::{Tensor, activation};
 
+// What only the flex paths below use.
 #[cfg(feature = "flex")]
-use conv2d::ConvShape;
-#[cfg(feature = "flex")]
-use group_norm::GroupShape;
+use {burn::nn::PaddingConfig2d, conv2d::ConvShape, group_norm::GroupShape};
 
 /// `conv.forward(x)`: the convolution of `x` (`[batch, C_in, H, W]`) by `conv`'s weights.
 ///
@@ -157,8 +154,8 @@ fn fused_group_norm<const D: usize>(
     flex::group_norm(shape, x, &gamma, &beta, norm.epsilon, silu)
 }
 
-#[cfg(feature = "flex")]
 /// The kernels' shape of `conv` applied to `x`, or `None` where they do not apply.
+#[cfg(feature = "flex")]
 fn conv_shape(conv: &Conv2d, x: &Tensor<4>) -> Option<ConvShape> {
     let [batch, c_in, h_in, w_in] = x.dims();
     let [c_out, c_in_weight, kh, kw] = conv.weight.dims();
@@ -193,10 +190,10 @@ fn conv_shape(conv: &Conv2d, x: &Tensor<4>) -> Option<ConvShape> {
     })
 }
 
-#[cfg(feature = "flex")]
 /// The shape of the convolution whose adjoint `conv` is: from `conv`'s output space
 /// (`[batch, C_out, H_z, W_z]`) to its input space (`x`'s, `[batch, C_in, H, W]`), with
 /// the same `[C_in, C_out, k_h, k_w]` weights.
+#[cfg(feature = "flex")]
 fn conv_transpose_shape(conv: &ConvTranspose2d, x: &Tensor<4>) -> Option<ConvShape> {
     let [batch, c_in, h, w] = x.dims();
     let [c_in_weight, c_out, kh, kw] = conv.weight.dims();
