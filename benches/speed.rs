@@ -5,7 +5,10 @@
 //! ```text
 //! cargo bench --bench speed                                  # flex (CPU)
 //! ELBO_BENCH_DEVICE=wgpu cargo bench --features wgpu --bench speed
+//! cargo bench --bench speed -- conv ddpm-reverse            # only the rows named
 //! ```
+//! The row names are `mlp`, `mlp-eval`, `conv`, `ddpm-train` and `ddpm-reverse`; with none
+//! given, every row runs.
 //! Each figure is the median of repeated runs after a warm-up (like the PyTorch scripts:
 //! they report the median of 200 steps after 20), and every run ends on a device sync.
 //! Reads `../shared/data/mnist-10k` (or `$ELBO_MNIST_DIR`). The run takes about two
@@ -22,6 +25,9 @@ use elbo::models::ddpm::DdpmConfig;
 use elbo::models::{ConvVaeConfig, GaussianVaeConfig};
 use elbo::objective::{LikelihoodConfig, log_likelihood};
 
+/// The row names a run may be limited to (see the module docs).
+const ROW_NAMES: [&str; 5] = ["mlp", "mlp-eval", "conv", "ddpm-train", "ddpm-reverse"];
+
 /// One row: the workload, the PyTorch figure, ours, and whether larger is better.
 struct Row {
     workload: &'static str,
@@ -32,73 +38,94 @@ struct Row {
 }
 
 fn main() {
-    // Criterion passes `--bench`; there is nothing to parse.
+    // Criterion passes `--bench`; the other arguments name the rows to run.
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    for name in &wanted {
+        assert!(
+            ROW_NAMES.contains(&name.as_str()),
+            "unknown row `{name}`: use one of {ROW_NAMES:?}"
+        );
+    }
+    let runs = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
     let device = device();
     let train = device.clone().autodiff();
     let mut rows = Vec::new();
 
     let batches = mnist_train_batches(&train, 128);
-    let mut step = TrainStep::new(GaussianVaeConfig::mnist_mlp().init(&train).unwrap().train());
-    rows.push(Row {
-        workload: "MLP VAE 784-400-20, training step, batch 128",
-        pytorch: 4.1,
-        ours: 1e3 * median_seconds(10, 100, || step.run(&batches)),
-        unit: "ms",
-        higher_is_better: false,
-    });
+    if runs("mlp") {
+        let mut step = TrainStep::new(GaussianVaeConfig::mnist_mlp().init(&train).unwrap().train());
+        rows.push(Row {
+            workload: "MLP VAE 784-400-20, training step, batch 128",
+            pytorch: 4.1,
+            ours: 1e3 * median_seconds(10, 100, || step.run(&batches)),
+            unit: "ms",
+            higher_is_better: false,
+        });
+    }
 
-    let n = 50;
-    let x = mnist_binary_test(&device, n);
-    let vae = GaussianVaeConfig::mnist_mlp()
-        .init(&device)
-        .unwrap()
-        .valid();
-    let config = LikelihoodConfig::new(1000);
-    let seconds = median_seconds(1, 3, || {
-        log_likelihood(&vae, &x, &config).unwrap();
-    });
-    rows.push(Row {
-        workload: "same, importance-sampled evaluation, K = 1000",
-        pytorch: 170.0,
-        ours: n as f64 / seconds,
-        unit: "test images/s",
-        higher_is_better: true,
-    });
+    if runs("mlp-eval") {
+        let n = 50;
+        let x = mnist_binary_test(&device, n);
+        let vae = GaussianVaeConfig::mnist_mlp()
+            .init(&device)
+            .unwrap()
+            .valid();
+        let config = LikelihoodConfig::new(1000);
+        let seconds = median_seconds(1, 3, || {
+            log_likelihood(&vae, &x, &config).unwrap();
+        });
+        rows.push(Row {
+            workload: "same, importance-sampled evaluation, K = 1000",
+            pytorch: 170.0,
+            ours: n as f64 / seconds,
+            unit: "test images/s",
+            higher_is_better: true,
+        });
+    }
 
-    let mut step = TrainStep::new(ConvVaeConfig::mnist().init(&train).unwrap().train());
-    rows.push(Row {
-        workload: "conv VAE (conv 32/64 stride 2, latent 32, transposed-conv decoder), training step, batch 128",
-        pytorch: 22.4,
-        ours: 1e3 * median_seconds(5, 40, || step.run(&batches)),
-        unit: "ms",
-        higher_is_better: false,
-    });
+    if runs("conv") {
+        let mut step = TrainStep::new(ConvVaeConfig::mnist().init(&train).unwrap().train());
+        rows.push(Row {
+            workload: "conv VAE (conv 32/64 stride 2, latent 32, transposed-conv decoder), training step, batch 128",
+            pytorch: 22.4,
+            ours: 1e3 * median_seconds(5, 40, || step.run(&batches)),
+            unit: "ms",
+            higher_is_better: false,
+        });
+    }
 
-    let (mut step, unit_batches) = ddpm_train_step(&train);
-    let seconds = median_seconds(2, 8, || step.run(&unit_batches));
-    rows.push(Row {
-        workload: "DDPM U-Net base width 32, training step, batch 64",
-        pytorch: 288.0,
-        ours: 1e3 * seconds,
-        unit: "ms",
-        higher_is_better: false,
-    });
+    if runs("ddpm-train") {
+        let (mut step, unit_batches) = ddpm_train_step(&train);
+        let seconds = median_seconds(2, 8, || step.run(&unit_batches));
+        rows.push(Row {
+            workload: "DDPM U-Net base width 32, training step, batch 64",
+            pytorch: 288.0,
+            ours: 1e3 * seconds,
+            unit: "ms",
+            higher_is_better: false,
+        });
+    }
 
-    let model = DdpmConfig::mnist_small().init(&device).unwrap().valid();
-    let noise = Tensor::<2>::random([16, 784], TensorDistribution::Normal(0.0, 1.0), &device);
-    let mut t = 1000;
-    let seconds = median_seconds(3, 20, || {
-        let next = model.reverse_step(noise.clone(), t).unwrap();
-        t = if t > 2 { t - 1 } else { 1000 };
-        let _: f32 = next.sum().into_scalar();
-    });
-    rows.push(Row {
-        workload: "DDPM U-Net base width 32, reverse step, batch 16",
-        pytorch: 23.0,
-        ours: 1e3 * seconds,
-        unit: "ms",
-        higher_is_better: false,
-    });
+    if runs("ddpm-reverse") {
+        let model = DdpmConfig::mnist_small().init(&device).unwrap().valid();
+        let noise = Tensor::<2>::random([16, 784], TensorDistribution::Normal(0.0, 1.0), &device);
+        let mut t = 1000;
+        let seconds = median_seconds(3, 20, || {
+            let next = model.reverse_step(noise.clone(), t).unwrap();
+            t = if t > 2 { t - 1 } else { 1000 };
+            let _: f32 = next.sum().into_scalar();
+        });
+        rows.push(Row {
+            workload: "DDPM U-Net base width 32, reverse step, batch 16",
+            pytorch: 23.0,
+            ours: 1e3 * seconds,
+            unit: "ms",
+            higher_is_better: false,
+        });
+    }
 
     println!("| workload | PyTorch (issue) | ours | ours ÷ PyTorch time |");
     println!("| --- | --- | --- | --- |");

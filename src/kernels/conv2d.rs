@@ -81,38 +81,132 @@ fn valid_columns(j: usize, s: usize, p: usize, w_in: usize, w_out: usize) -> (us
 /// `x` (`[C_in, H_in, W_in]`).
 fn im2col(s: &ConvShape, x: &[f32], rows: Range<usize>, cols: &mut [f32]) {
     let [kh, kw] = s.kernel;
-    let [sh, sw] = s.stride;
-    let [ph, pw] = s.pad;
     let plane_len = s.h_in * s.w_in;
     let pixels = rows.len() * s.w_out;
+    if s.stride == [1, 1] && s.w_out == s.w_in {
+        for c in 0..s.c_in {
+            let plane = &x[c * plane_len..(c + 1) * plane_len];
+            for i in 0..kh {
+                for j in 0..kw {
+                    let row = &mut cols[((c * kh + i) * kw + j) * pixels..][..pixels];
+                    let (lo, hi) = valid_columns(j, 1, s.pad[1], s.w_in, s.w_out);
+                    shifted_plane(s, plane, row, rows.clone(), i, j, lo, hi);
+                }
+            }
+        }
+        return;
+    }
+    let phases = ColumnPhases::new(s, rows.clone());
+    let mut q = vec![0.0; phases.len()];
     for c in 0..s.c_in {
-        let plane = &x[c * plane_len..(c + 1) * plane_len];
+        phases.gather(&x[c * plane_len..(c + 1) * plane_len], &mut q);
         for i in 0..kh {
             for j in 0..kw {
                 let row = &mut cols[((c * kh + i) * kw + j) * pixels..][..pixels];
-                let (lo, hi) = valid_columns(j, sw, pw, s.w_in, s.w_out);
-                if [sh, sw] == [1, 1] && s.w_out == s.w_in {
-                    shifted_plane(s, plane, row, rows.clone(), i, j, lo, hi);
-                    continue;
+                for (y, out) in row.chunks_exact_mut(s.w_out).enumerate() {
+                    out.copy_from_slice(&q[phases.start(y, i, j)..][..s.w_out]);
                 }
-                for y in rows.clone() {
-                    let out = &mut row[(y - rows.start) * s.w_out..][..s.w_out];
-                    let iy = y * sh + i;
-                    if iy < ph || iy - ph >= s.h_in {
-                        out.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[(iy - ph) * s.w_in..(iy - ph + 1) * s.w_in];
-                    out[..lo].fill(0.0);
-                    out[hi..].fill(0.0);
-                    if sw == 1 {
-                        let start = lo + j - pw;
-                        out[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
-                    } else {
-                        for (x, o) in out[lo..hi].iter_mut().enumerate() {
-                            *o = src[(lo + x) * sw + j - pw];
-                        }
-                    }
+            }
+        }
+    }
+}
+
+/// The input rows that a range of output rows reads, zero-padded and split by column
+/// phase (`x mod s_w`), so that every segment of a patch-matrix row is one contiguous copy
+/// whatever the stride and padding.
+///
+/// # Formula
+/// ```text
+/// q[b, r, v] = x[r0 + r − p_h, v·s_w + b − p_w]   (0 outside the image)
+///     b < s_w,  r < (n − 1)·s_h + k_h,  v < W_out + ⌊(k_w − 1)/s_w⌋,  r0 = y0·s_h
+/// x[y·s_h + i − p_h, x·s_w + j − p_w] = q[j mod s_w, (y − y0)·s_h + i, ⌊j/s_w⌋ + x]
+/// ```
+/// for the `n` output rows `y0..y0 + n`.
+struct ColumnPhases {
+    /// The first input row held, in padded coordinates: `y0·s_h`.
+    first: usize,
+    /// Padded input rows held: `(n − 1)·s_h + k_h`.
+    rows: usize,
+    /// Entries per phase row: `W_out + ⌊(k_w − 1)/s_w⌋`.
+    width: usize,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    w_in: usize,
+    h_in: usize,
+}
+
+impl ColumnPhases {
+    fn new(s: &ConvShape, rows: Range<usize>) -> Self {
+        Self {
+            first: rows.start * s.stride[0],
+            rows: rows.len().saturating_sub(1) * s.stride[0] + s.kernel[0],
+            width: s.w_out + (s.kernel[1] - 1) / s.stride[1],
+            stride: s.stride,
+            pad: s.pad,
+            w_in: s.w_in,
+            h_in: s.h_in,
+        }
+    }
+
+    /// Entries of `q`: `s_w` phases of `rows × width`.
+    fn len(&self) -> usize {
+        self.stride[1] * self.rows * self.width
+    }
+
+    /// Where the `W_out` inputs of kernel tap `(i, j)` for output row `y0 + y` start in `q`.
+    fn start(&self, y: usize, i: usize, j: usize) -> usize {
+        let sw = self.stride[1];
+        ((j % sw) * self.rows + y * self.stride[0] + i) * self.width + j / sw
+    }
+
+    /// The input row of padded row `r`, if it lies inside the image.
+    fn input_row(&self, r: usize) -> Option<usize> {
+        (self.first + r)
+            .checked_sub(self.pad[0])
+            .filter(|&iy| iy < self.h_in)
+    }
+
+    /// The entries `lo..hi` of phase `b`'s rows that lie inside the image, and the input
+    /// column of entry `lo` (entry `v` reads column `v·s_w + b − p_w`; 0 when none does).
+    fn valid(&self, b: usize) -> (usize, usize, usize) {
+        let (sw, pw) = (self.stride[1], self.pad[1]);
+        let (lo, hi) = valid_columns(b, sw, pw, self.w_in, self.width);
+        (lo, hi, if lo < hi { lo * sw + b - pw } else { 0 })
+    }
+
+    /// Fills `q` from one input plane `[H_in, W_in]`.
+    fn gather(&self, plane: &[f32], q: &mut [f32]) {
+        let sw = self.stride[1];
+        for (b, phase) in q.chunks_exact_mut(self.rows * self.width).enumerate() {
+            let (lo, hi, x0) = self.valid(b);
+            for (r, q_row) in phase.chunks_exact_mut(self.width).enumerate() {
+                let Some(iy) = self.input_row(r) else {
+                    q_row.fill(0.0);
+                    continue;
+                };
+                let src = &plane[iy * self.w_in..][..self.w_in];
+                q_row[..lo].fill(0.0);
+                q_row[hi..].fill(0.0);
+                for (d, &v) in q_row[lo..hi].iter_mut().zip(src[x0..].iter().step_by(sw)) {
+                    *d = v;
+                }
+            }
+        }
+    }
+
+    /// Adds `q` onto the input plane it would be gathered from: the adjoint of
+    /// [`gather`](Self::gather).
+    fn scatter_add(&self, q: &[f32], plane: &mut [f32]) {
+        let sw = self.stride[1];
+        for (b, phase) in q.chunks_exact(self.rows * self.width).enumerate() {
+            let (lo, hi, x0) = self.valid(b);
+            for (r, q_row) in phase.chunks_exact(self.width).enumerate() {
+                let Some(iy) = self.input_row(r) else {
+                    continue;
+                };
+                let dst = &mut plane[iy * self.w_in..][..self.w_in];
+                for (d, &v) in dst[x0..].iter_mut().step_by(sw).zip(&q_row[lo..hi]) {
+                    *d += v;
                 }
             }
         }
@@ -168,40 +262,28 @@ fn rows_per_tile(s: &ConvShape) -> usize {
     (BUDGET / (s.patch_len() * s.w_out).max(1)).clamp(1, s.h_out.max(1))
 }
 
-/// The adjoint of [`im2col`]: adds every patch-matrix entry back onto the input pixel it
-/// was read from (`dx` is `[C_in, H_in, W_in]`, zeroed by the caller).
+/// The adjoint of [`im2col`] over all output rows: adds every patch-matrix entry back onto
+/// the input pixel it was read from (`dx` is `[C_in, H_in, W_in]`, zeroed by the caller).
 fn col2im(s: &ConvShape, cols: &[f32], dx: &mut [f32]) {
     let [kh, kw] = s.kernel;
-    let [sh, sw] = s.stride;
-    let [ph, pw] = s.pad;
     let plane_len = s.h_in * s.w_in;
     let pixels = s.out_pixels();
+    let phases = ColumnPhases::new(s, 0..s.h_out);
+    let mut q = vec![0.0; phases.len()];
     for c in 0..s.c_in {
-        let plane = &mut dx[c * plane_len..(c + 1) * plane_len];
+        q.fill(0.0);
         for i in 0..kh {
             for j in 0..kw {
                 let row = &cols[((c * kh + i) * kw + j) * pixels..][..pixels];
-                let (lo, hi) = valid_columns(j, sw, pw, s.w_in, s.w_out);
-                for y in 0..s.h_out {
-                    let iy = y * sh + i;
-                    if iy < ph || iy - ph >= s.h_in {
-                        continue;
-                    }
-                    let src = &row[y * s.w_out + lo..y * s.w_out + hi];
-                    let dst = &mut plane[(iy - ph) * s.w_in..(iy - ph + 1) * s.w_in];
-                    if sw == 1 {
-                        let start = lo + j - pw;
-                        for (d, v) in dst[start..start + (hi - lo)].iter_mut().zip(src) {
-                            *d += v;
-                        }
-                    } else {
-                        for (x, v) in src.iter().enumerate() {
-                            dst[(lo + x) * sw + j - pw] += v;
-                        }
+                for (y, src) in row.chunks_exact(s.w_out).enumerate() {
+                    let dst = &mut q[phases.start(y, i, j)..][..s.w_out];
+                    for (d, v) in dst.iter_mut().zip(src) {
+                        *d += v;
                     }
                 }
             }
         }
+        phases.scatter_add(&q, &mut dx[c * plane_len..(c + 1) * plane_len]);
     }
 }
 
@@ -365,18 +447,55 @@ pub(crate) fn backward_weight(
     dy: &[f32],
     with_bias: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
+    let (dw, db, _) = weight_gradient_and_forward(s, x, dy, with_bias, None);
+    (dw, db)
+}
+
+/// The convolution `y = W ⋆ x` (no bias) and the weight gradient `Σ_b g_b · cols_bᵀ`
+/// (`g` `[B, C_out, H_out, W_out]`) from one patch matrix per image: the two passes of a
+/// transposed convolution's backward, which read the same patches (of its output
+/// gradient).
+pub(crate) fn forward_and_backward_weight(
+    s: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    g: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (dw, _, y) = weight_gradient_and_forward(s, x, g, false, Some(weight));
+    (y.unwrap_or_default(), dw)
+}
+
+/// [`backward_weight`], and with `weight` also the convolution `W ⋆ x` (no bias) from the
+/// same patch matrices.
+fn weight_gradient_and_forward(
+    s: &ConvShape,
+    x: &[f32],
+    dy: &[f32],
+    with_bias: bool,
+    weight: Option<&[f32]>,
+) -> (Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>) {
     let (k, p) = (s.patch_len(), s.out_pixels());
     let per_task = images_per_task(s.batch);
     let tasks = s.batch.div_ceil(per_task);
     let parallel_products = tasks < rayon::current_num_threads();
-    // Each task sums its images into its own gradient; the partial sums are added after.
-    let partials: Vec<(Vec<f32>, Vec<f64>)> = (0..tasks)
+    // Each task sums its images into its own gradient (and writes its images' outputs);
+    // the partial sums are added after.
+    let partials: Vec<(Vec<f32>, Vec<f64>, Vec<f32>)> = (0..tasks)
         .into_par_iter()
         .map(|task| {
+            let images = task * per_task..((task + 1) * per_task).min(s.batch);
             let mut dw = vec![0.0f32; s.c_out * k];
             let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
+            let mut y = vec![
+                0.0f32;
+                if weight.is_some() {
+                    images.len() * s.out_len()
+                } else {
+                    0
+                }
+            ];
             let mut cols = vec![0.0f32; if s.is_pointwise() { 0 } else { k * p }];
-            for b in task * per_task..((task + 1) * per_task).min(s.batch) {
+            for (n, b) in images.enumerate() {
                 let x_b = &x[b * s.in_len()..(b + 1) * s.in_len()];
                 let dy_b = &dy[b * s.out_len()..(b + 1) * s.out_len()];
                 let patches = if s.is_pointwise() {
@@ -385,6 +504,12 @@ pub(crate) fn backward_weight(
                     im2col(s, x_b, 0..s.h_out, &mut cols);
                     cols.as_slice()
                 };
+                if let Some(weight) = weight {
+                    let y_b = &mut y[n * s.out_len()..(n + 1) * s.out_len()];
+                    let (w, patches) =
+                        (MatRef::row_major(weight, k), MatRef::row_major(patches, p));
+                    matmul(y_b, p, false, w, patches, s.c_out, p, k, parallel_products);
+                }
                 matmul(
                     &mut dw,
                     k,
@@ -400,18 +525,25 @@ pub(crate) fn backward_weight(
                     *sum += row.iter().map(|&v| v as f64).sum::<f64>();
                 }
             }
-            (dw, db)
+            (dw, db, y)
         })
         .collect();
     let mut dw = vec![0.0f32; s.c_out * k];
     let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
-    for (part_w, part_b) in partials {
+    let mut y = Vec::with_capacity(if weight.is_some() {
+        s.batch * s.out_len()
+    } else {
+        0
+    });
+    for (part_w, part_b, part_y) in partials {
         dw.iter_mut().zip(part_w).for_each(|(a, b)| *a += b);
         db.iter_mut().zip(part_b).for_each(|(a, b)| *a += b);
+        y.extend_from_slice(&part_y);
     }
     (
         dw,
         with_bias.then(|| db.into_iter().map(|v| v as f32).collect()),
+        weight.is_some().then_some(y),
     )
 }
 
@@ -541,6 +673,14 @@ mod tests {
                 (lhs - via_w).abs() < 1e-4 * scale,
                 "{s:?}: {lhs} vs {via_w}"
             );
+            // The fused pass gives the forward pass and the weight gradient as computed
+            // apart: the same products, summed in blocks that may differ (1e-5).
+            let (y_fused, dw_fused) = forward_and_backward_weight(&s, &x, &w, &dy);
+            let y_apart = forward(&s, &x, &w, None);
+            for (got, want) in y_fused.iter().zip(&y_apart).chain(dw_fused.iter().zip(&dw)) {
+                assert!((got - want).abs() < 1e-5, "{s:?}: fused {got} vs {want}");
+            }
+            assert_eq!((y_fused.len(), dw_fused.len()), (y_apart.len(), dw.len()));
             let db_want = channel_sums(&dy, batch, s.c_out, s.out_pixels());
             for (got, want) in db.unwrap().iter().zip(db_want) {
                 assert!(

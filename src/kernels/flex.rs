@@ -211,13 +211,22 @@ fn conv_gradients(
     } else {
         // z = Sᵀ x for the convolution S of `s`; the output gradient dz lives in S's
         // input space and x in its output space.
-        if let Some(id) = node_x {
-            let dx = conv2d::forward(s, dy, w, None);
-            grads.register::<Flex>(id, tensor_of(dx, &output_dims));
-        }
-        if let Some(id) = node_w {
-            let (dw, _) = conv2d::backward_weight(s, dy, x, false);
-            grads.register::<Flex>(id, tensor_of(dw, &weight_dims));
+        match (node_x, node_w) {
+            (Some(id_x), Some(id_w)) => {
+                // Both read the patches of dz: one pass makes both.
+                let (dx, dw) = conv2d::forward_and_backward_weight(s, dy, w, x);
+                grads.register::<Flex>(id_x, tensor_of(dx, &output_dims));
+                grads.register::<Flex>(id_w, tensor_of(dw, &weight_dims));
+            }
+            (Some(id), None) => {
+                let dx = conv2d::forward(s, dy, w, None);
+                grads.register::<Flex>(id, tensor_of(dx, &output_dims));
+            }
+            (None, Some(id)) => {
+                let (dw, _) = conv2d::backward_weight(s, dy, x, false);
+                grads.register::<Flex>(id, tensor_of(dw, &weight_dims));
+            }
+            (None, None) => {}
         }
         if let Some(id) = node_b {
             let db = conv2d::channel_sums(dy, s.batch, s.c_in, s.h_in * s.w_in);
