@@ -9,8 +9,9 @@
 //! ```
 //! The row names are `mlp`, `mlp-eval`, `conv`, `ddpm-train` and `ddpm-reverse`; with none
 //! given, every row runs.
-//! Each figure is the median of repeated runs after a warm-up (like the PyTorch scripts:
-//! they report the median of 200 steps after 20), and every run ends on a device sync.
+//! Each figure is the median of repeated runs after a warm-up, with the PyTorch scripts'
+//! counts (training steps: 200 after 20, the U-Net's 50 after 5; reverse steps: 100 after
+//! 5), and every run ends on a device sync.
 //! Reads `../shared/data/mnist-10k` (or `$ELBO_MNIST_DIR`). The run takes about two
 //! minutes on flex; run it on an otherwise idle machine.
 
@@ -60,7 +61,7 @@ fn main() {
         rows.push(Row {
             workload: "MLP VAE 784-400-20, training step, batch 128",
             pytorch: 4.1,
-            ours: 1e3 * median_seconds(10, 100, || step.run(&batches)),
+            ours: 1e3 * median_seconds(20, 200, || step.run(&batches)),
             unit: "ms",
             higher_is_better: false,
         });
@@ -91,7 +92,7 @@ fn main() {
         rows.push(Row {
             workload: "conv VAE (conv 32/64 stride 2, latent 32, transposed-conv decoder), training step, batch 128",
             pytorch: 22.4,
-            ours: 1e3 * median_seconds(5, 40, || step.run(&batches)),
+            ours: 1e3 * median_seconds(20, 200, || step.run(&batches)),
             unit: "ms",
             higher_is_better: false,
         });
@@ -99,7 +100,7 @@ fn main() {
 
     if runs("ddpm-train") {
         let (mut step, unit_batches) = ddpm_train_step(&train);
-        let seconds = median_seconds(2, 8, || step.run(&unit_batches));
+        let seconds = median_seconds(5, 50, || step.run(&unit_batches));
         rows.push(Row {
             workload: "DDPM U-Net base width 32, training step, batch 64",
             pytorch: 288.0,
@@ -113,7 +114,7 @@ fn main() {
         let model = DdpmConfig::mnist_small().init(&device).unwrap().valid();
         let noise = Tensor::<2>::random([16, 784], TensorDistribution::Normal(0.0, 1.0), &device);
         let mut t = 1000;
-        let seconds = median_seconds(3, 20, || {
+        let seconds = median_seconds(5, 100, || {
             let next = model.reverse_step(noise.clone(), t).unwrap();
             t = if t > 2 { t - 1 } else { 1000 };
             let _: f32 = next.sum().into_scalar();

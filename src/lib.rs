@@ -62,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+mod allocator;
 mod atomic_write;
 pub mod data;
 pub mod distributions;
@@ -77,6 +78,7 @@ pub mod objective;
 pub mod train;
 mod traits;
 
+pub use allocator::retain_freed_memory;
 pub use ema::Ema;
 pub use error::{Error, Result};
 pub use traits::{
