@@ -83,6 +83,9 @@ fn im2col(s: &ConvShape, x: &[f32], rows: Range<usize>, cols: &mut [f32]) {
     let [kh, kw] = s.kernel;
     let plane_len = s.h_in * s.w_in;
     let pixels = rows.len() * s.w_out;
+    if pixels == 0 {
+        return;
+    }
     if s.stride == [1, 1] && s.w_out == s.w_in {
         for c in 0..s.c_in {
             let plane = &x[c * plane_len..(c + 1) * plane_len];
@@ -268,6 +271,9 @@ fn col2im(s: &ConvShape, cols: &[f32], dx: &mut [f32]) {
     let [kh, kw] = s.kernel;
     let plane_len = s.h_in * s.w_in;
     let pixels = s.out_pixels();
+    if pixels == 0 {
+        return;
+    }
     let phases = ColumnPhases::new(s, 0..s.h_out);
     let mut q = vec![0.0; phases.len()];
     for c in 0..s.c_in {
