@@ -26,7 +26,8 @@ const TRIM_THRESHOLD: i32 = 1 << 30;
 /// whole process (the same as starting it with `MALLOC_MMAP_THRESHOLD_=33554432
 /// MALLOC_TRIM_THRESHOLD_=1073741824`), so that memory freed by one training step is
 /// reused by the next instead of being returned to the kernel and faulted in again.
-/// Call it once at the start of `main`, before training. The examples and benches do.
+/// Call it once at the start of `main`, before training (the examples and benches leave
+/// it out, so their figures are the allocator's defaults unless the variables are set).
 ///
 /// Returns whether both settings took effect: `false` on platforms without glibc (other
 /// allocators keep their own policies, and nothing is changed).

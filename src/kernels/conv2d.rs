@@ -125,61 +125,55 @@ fn im2col(s: &ConvShape, x: &[f32], rows: Range<usize>, cols: &mut [f32]) {
 /// x[y·s_h + i − p_h, x·s_w + j − p_w] = q[j mod s_w, (y − y0)·s_h + i, ⌊j/s_w⌋ + x]
 /// ```
 /// for the `n` output rows `y0..y0 + n`.
-struct ColumnPhases {
+struct ColumnPhases<'a> {
+    s: &'a ConvShape,
     /// The first input row held, in padded coordinates: `y0·s_h`.
     first: usize,
     /// Padded input rows held: `(n − 1)·s_h + k_h`.
     rows: usize,
     /// Entries per phase row: `W_out + ⌊(k_w − 1)/s_w⌋`.
     width: usize,
-    stride: [usize; 2],
-    pad: [usize; 2],
-    w_in: usize,
-    h_in: usize,
 }
 
-impl ColumnPhases {
-    fn new(s: &ConvShape, rows: Range<usize>) -> Self {
+impl<'a> ColumnPhases<'a> {
+    fn new(s: &'a ConvShape, rows: Range<usize>) -> Self {
         Self {
+            s,
             first: rows.start * s.stride[0],
             rows: rows.len().saturating_sub(1) * s.stride[0] + s.kernel[0],
             width: s.w_out + (s.kernel[1] - 1) / s.stride[1],
-            stride: s.stride,
-            pad: s.pad,
-            w_in: s.w_in,
-            h_in: s.h_in,
         }
     }
 
     /// Entries of `q`: `s_w` phases of `rows × width`.
     fn len(&self) -> usize {
-        self.stride[1] * self.rows * self.width
+        self.s.stride[1] * self.rows * self.width
     }
 
     /// Where the `W_out` inputs of kernel tap `(i, j)` for output row `y0 + y` start in `q`.
     fn start(&self, y: usize, i: usize, j: usize) -> usize {
-        let sw = self.stride[1];
-        ((j % sw) * self.rows + y * self.stride[0] + i) * self.width + j / sw
+        let sw = self.s.stride[1];
+        ((j % sw) * self.rows + y * self.s.stride[0] + i) * self.width + j / sw
     }
 
     /// The input row of padded row `r`, if it lies inside the image.
     fn input_row(&self, r: usize) -> Option<usize> {
         (self.first + r)
-            .checked_sub(self.pad[0])
-            .filter(|&iy| iy < self.h_in)
+            .checked_sub(self.s.pad[0])
+            .filter(|&iy| iy < self.s.h_in)
     }
 
     /// The entries `lo..hi` of phase `b`'s rows that lie inside the image, and the input
     /// column of entry `lo` (entry `v` reads column `v·s_w + b − p_w`; 0 when none does).
     fn valid(&self, b: usize) -> (usize, usize, usize) {
-        let (sw, pw) = (self.stride[1], self.pad[1]);
-        let (lo, hi) = valid_columns(b, sw, pw, self.w_in, self.width);
+        let (sw, pw) = (self.s.stride[1], self.s.pad[1]);
+        let (lo, hi) = valid_columns(b, sw, pw, self.s.w_in, self.width);
         (lo, hi, if lo < hi { lo * sw + b - pw } else { 0 })
     }
 
     /// Fills `q` from one input plane `[H_in, W_in]`.
     fn gather(&self, plane: &[f32], q: &mut [f32]) {
-        let sw = self.stride[1];
+        let sw = self.s.stride[1];
         for (b, phase) in q.chunks_exact_mut(self.rows * self.width).enumerate() {
             let (lo, hi, x0) = self.valid(b);
             for (r, q_row) in phase.chunks_exact_mut(self.width).enumerate() {
@@ -187,7 +181,7 @@ impl ColumnPhases {
                     q_row.fill(0.0);
                     continue;
                 };
-                let src = &plane[iy * self.w_in..][..self.w_in];
+                let src = &plane[iy * self.s.w_in..][..self.s.w_in];
                 q_row[..lo].fill(0.0);
                 q_row[hi..].fill(0.0);
                 for (d, &v) in q_row[lo..hi].iter_mut().zip(src[x0..].iter().step_by(sw)) {
@@ -200,14 +194,14 @@ impl ColumnPhases {
     /// Adds `q` onto the input plane it would be gathered from: the adjoint of
     /// [`gather`](Self::gather).
     fn scatter_add(&self, q: &[f32], plane: &mut [f32]) {
-        let sw = self.stride[1];
+        let sw = self.s.stride[1];
         for (b, phase) in q.chunks_exact(self.rows * self.width).enumerate() {
             let (lo, hi, x0) = self.valid(b);
             for (r, q_row) in phase.chunks_exact(self.width).enumerate() {
                 let Some(iy) = self.input_row(r) else {
                     continue;
                 };
-                let dst = &mut plane[iy * self.w_in..][..self.w_in];
+                let dst = &mut plane[iy * self.s.w_in..][..self.s.w_in];
                 for (d, &v) in dst[x0..].iter_mut().step_by(sw).zip(&q_row[lo..hi]) {
                     *d += v;
                 }
