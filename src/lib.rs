@@ -75,6 +75,7 @@ pub mod math;
 pub mod models;
 pub mod nn;
 pub mod objective;
+pub mod optim;
 pub mod train;
 mod traits;
 

@@ -11,10 +11,7 @@ use std::time::Instant;
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::optim::{
-    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer,
-    grad_clipping::GradientClippingConfig,
-};
+use burn::optim::{GradientsParams, ModuleOptimizer, grad_clipping::GradientClippingConfig};
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -25,6 +22,7 @@ use crate::data::TrainData;
 use crate::ema::Ema;
 use crate::error::{ensure_nonzero, ensure_positive};
 use crate::objective::Objective;
+use crate::optim::FusedAdamConfig;
 use crate::traits::LatentVariableModel;
 use crate::{Error, Result};
 
@@ -164,21 +162,18 @@ impl FitConfig {
         Ok(())
     }
 
-    fn build_optimizer(&self) -> ModuleOptimizer {
+    fn build_optimizer(&self) -> crate::Result<ModuleOptimizer> {
         let clipping = self
             .grad_clip_norm
             .map(|norm| GradientClippingConfig::Norm(norm as f32));
-        match self.optimizer {
-            OptimizerKind::Adam => AdamConfig::new()
-                .with_epsilon(1e-8)
-                .with_grad_clipping(clipping)
-                .init(),
-            OptimizerKind::AdamW { weight_decay } => AdamWConfig::new()
-                .with_epsilon(1e-8)
-                .with_weight_decay(weight_decay as f32)
-                .with_grad_clipping(clipping)
-                .init(),
-        }
+        let weight_decay = match self.optimizer {
+            OptimizerKind::Adam => 0.0,
+            OptimizerKind::AdamW { weight_decay } => weight_decay as f32,
+        };
+        FusedAdamConfig::new()
+            .with_weight_decay(weight_decay)
+            .with_grad_clipping(clipping)
+            .init()
     }
 }
 
@@ -277,7 +272,7 @@ where
     })?;
     let train_device = device.clone().autodiff();
     let mut model = model.fork(&train_device).train();
-    let mut optimizer = config.build_optimizer();
+    let mut optimizer = config.build_optimizer()?;
     let mut history = History::default();
     let mut start_epoch = 0;
     let mut ema = None;
@@ -548,6 +543,6 @@ pub fn load_latest<M: Module, C: Config>(
         .ok_or_else(|| checkpoint_error(dir, "no `latest` checkpoint in this folder"))?;
     let value = serde_json::to_value(model_config)
         .map_err(|e| checkpoint_error(dir, format!("cannot serialise the model config: {e}")))?;
-    let (model, _, _) = load_checkpoint(&state_dir, model, AdamConfig::new().init(), &value)?;
+    let (model, _, _) = load_checkpoint(&state_dir, model, FusedAdamConfig::new().init()?, &value)?;
     Ok(model)
 }

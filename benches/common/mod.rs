@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use criterion::Criterion;
 use elbo::LatentVariableModel;
@@ -16,6 +16,7 @@ use elbo::data::{
 use elbo::models::ddpm::{Ddpm, DdpmConfig};
 use elbo::nn::UNet;
 use elbo::objective::Objective;
+use elbo::optim::FusedAdamConfig;
 use rand::SeedableRng;
 
 /// The device named by `$ELBO_BENCH_DEVICE`: `flex` (the default) or `wgpu` (with the
@@ -115,7 +116,8 @@ pub struct TrainStep<M> {
 }
 
 impl<M: Module + LatentVariableModel> TrainStep<M> {
-    /// Starts from `model` (on an autodiff device) with a fresh Adam, minimising the ELBO.
+    /// Starts from `model` (on an autodiff device) with a fresh Adam (the fit loop's
+    /// [`FusedAdamConfig`] defaults), minimising the ELBO.
     pub fn new(model: M) -> Self {
         Self::with_objective(model, Objective::default())
     }
@@ -125,7 +127,7 @@ impl<M: Module + LatentVariableModel> TrainStep<M> {
     pub fn with_objective(model: M, objective: Objective) -> Self {
         Self {
             model: Some(model),
-            optimizer: AdamConfig::new().with_epsilon(1e-8).init(),
+            optimizer: FusedAdamConfig::new().init().unwrap(),
             objective,
             step: 0,
         }

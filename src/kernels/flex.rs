@@ -11,6 +11,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Tensor, TensorData};
 
+use super::adam;
 use super::bernoulli;
 use super::conv2d::{self, ConvShape};
 use super::group_norm::{self, GroupShape};
@@ -233,6 +234,38 @@ fn conv_gradients(
             grads.register::<Flex>(id, tensor_of(db, &[s.c_in]));
         }
     }
+}
+
+/// Whether `t` is an f32 tensor on flex without autodiff (what [`adam`] takes).
+pub(super) fn is_plain_f32<const D: usize>(t: &Tensor<D>) -> bool {
+    t.dtype() == DType::F32 && t.clone().try_into_primitive::<Flex>().is_ok()
+}
+
+/// One fused Adam update (see [`adam::update`]) of tensors that are all
+/// [`is_plain_f32`] and of one shape: the new `(θ, m, v)`. Buffers that are not shared
+/// are updated in place.
+pub(super) fn adam<const D: usize>(
+    s: &crate::optim::AdamStep,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    moments: Option<(Tensor<D>, Tensor<D>)>,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let dims = theta.dims();
+    let take = |t: Tensor<D>| {
+        into_values(
+            t.try_into_primitive::<Flex>()
+                .expect("the caller checked for plain f32 flex tensors"),
+        )
+    };
+    let g = take(grad);
+    let mut theta = take(theta);
+    let (mut m, mut v) = match moments {
+        Some((m, v)) => (take(m), take(v)),
+        None => (vec![0.0; g.len()], vec![0.0; g.len()]),
+    };
+    adam::update(s, &mut theta, &mut m, &mut v, &g);
+    let tensor = |values| Tensor::from_primitive::<Flex>(tensor_of(values, &dims));
+    (tensor(theta), tensor(m), tensor(v))
 }
 
 /// Group normalisation (then SiLU with `silu`) on flex; `None` when the tensors are not

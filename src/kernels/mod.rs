@@ -32,6 +32,8 @@
 
 // The kernels run on flex only; without it every function below is its fallback.
 #[cfg(feature = "flex")]
+mod adam;
+#[cfg(feature = "flex")]
 mod bernoulli;
 #[cfg(feature = "flex")]
 mod conv2d;
@@ -128,6 +130,29 @@ pub(crate) fn bernoulli_log_prob(logits: &Tensor<2>, x: &Tensor<2>) -> Option<Te
     #[cfg(not(feature = "flex"))]
     let _ = (logits, x);
     None
+}
+
+/// One Adam / AdamW update of a parameter `theta` with gradient `grad` and moments
+/// `(m, v)` (none at the first step): the new `(θ, m, v)`, in one pass and in place where
+/// the buffers are not shared on flex, composed from tensor operations elsewhere.
+pub(crate) fn adam_update<const D: usize>(
+    s: &crate::optim::AdamStep,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    moments: Option<(Tensor<D>, Tensor<D>)>,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    #[cfg(feature = "flex")]
+    {
+        let dims = theta.dims();
+        let plain = |t: &Tensor<D>| t.dims() == dims && flex::is_plain_f32(t);
+        if plain(&theta)
+            && plain(&grad)
+            && moments.as_ref().is_none_or(|(m, v)| plain(m) && plain(v))
+        {
+            return flex::adam(s, theta, grad, moments);
+        }
+    }
+    crate::optim::adam_update_composed(s, theta, grad, moments)
 }
 
 #[cfg(feature = "flex")]
