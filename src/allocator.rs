@@ -9,9 +9,12 @@
 //! with the settings below (`docs/results.md`, issue 6). [`retain_freed_memory`] fixes the
 //! two thresholds so that freed buffers stay in the process for reuse: the process keeps
 //! its peak footprint instead of shrinking between steps. It is opt-in because it is a
-//! process-wide setting and not a gain everywhere: the convolutional models' training
-//! steps are 5–45% faster with it, the MLP VAE's importance-sampled evaluation about 10%
-//! slower.
+//! process-wide setting, which a library should not change behind a program's back; the
+//! examples and benches call it. Measured on 2026-12-02 (`docs/results.md`): the conv VAE
+//! step 25–28 ms against 45–46 ms without, the DDPM steps 2–5% faster, the MLP VAE's
+//! step and importance-sampled evaluation unchanged within noise (an earlier sitting saw
+//! the evaluation about 10% slower with it; a second one, alternating the two settings
+//! three times, did not).
 
 /// Allocations from this size up are mapped on their own (and unmapped when freed):
 /// 32 MiB, the largest value glibc accepts.
@@ -26,8 +29,7 @@ const TRIM_THRESHOLD: i32 = 1 << 30;
 /// whole process (the same as starting it with `MALLOC_MMAP_THRESHOLD_=33554432
 /// MALLOC_TRIM_THRESHOLD_=1073741824`), so that memory freed by one training step is
 /// reused by the next instead of being returned to the kernel and faulted in again.
-/// Call it once at the start of `main`, before training (the examples and benches leave
-/// it out, so their figures are the allocator's defaults unless the variables are set).
+/// Call it once at the start of `main`, before training (the examples and benches do).
 ///
 /// Returns whether both settings took effect: `false` on platforms without glibc (other
 /// allocators keep their own policies, and nothing is changed).

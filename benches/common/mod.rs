@@ -20,8 +20,11 @@ use elbo::optim::FusedAdamConfig;
 use rand::SeedableRng;
 
 /// The device named by `$ELBO_BENCH_DEVICE`: `flex` (the default) or `wgpu` (with the
-/// `wgpu` feature).
+/// `wgpu` feature). Also keeps freed memory in the process
+/// ([`elbo::retain_freed_memory`]), as the examples and any training program should, so
+/// the figures are what a training run sees.
 pub fn device() -> Device {
+    elbo::retain_freed_memory();
     match std::env::var("ELBO_BENCH_DEVICE").as_deref() {
         #[cfg(feature = "wgpu")]
         Ok("wgpu") => Device::wgpu(Default::default()),

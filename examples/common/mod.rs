@@ -15,6 +15,8 @@ use elbo::{KlDivergence, LatentVariableModel, Posterior, PosteriorHead, Prior};
 
 /// Runs `run` on the parsed flags; prints `usage` and exits with 2 on a flag error (or
 /// `--help`, which `parse` reports as an empty message), and exits with 1 on a run error.
+/// Before running, keeps freed memory in the process ([`elbo::retain_freed_memory`]), as
+/// a training program should.
 pub fn main_with<A>(
     usage: &str,
     parse: impl FnOnce() -> Result<A, String>,
@@ -30,6 +32,7 @@ pub fn main_with<A>(
             std::process::exit(2);
         }
     };
+    elbo::retain_freed_memory();
     if let Err(e) = run(args) {
         eprintln!("error: {e}");
         std::process::exit(1);

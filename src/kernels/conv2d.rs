@@ -467,6 +467,11 @@ pub(crate) fn forward_and_backward_weight(
 
 /// [`backward_weight`], and with `weight` also the convolution `W ⋆ x` (no bias) from the
 /// same patch matrices.
+///
+/// The weight gradient is accumulated as its transpose, `dWᵀ = Σ_b cols_b · dy_bᵀ`
+/// (`[C_in·k_h·k_w, C_out]`), and transposed once at the end: gemm runs that product, whose
+/// long side is the patch length, 1.2–3.8× faster than `dy_b · cols_bᵀ` on the U-Net's and
+/// the conv VAE's shapes (its packing of the transposed patch matrix was the cost).
 fn weight_gradient_and_forward(
     s: &ConvShape,
     x: &[f32],
@@ -478,13 +483,13 @@ fn weight_gradient_and_forward(
     let per_task = images_per_task(s.batch);
     let tasks = s.batch.div_ceil(per_task);
     let parallel_products = tasks < rayon::current_num_threads();
-    // Each task sums its images into its own gradient (and writes its images' outputs);
-    // the partial sums are added after.
+    // Each task sums its images into its own transposed gradient (and writes its images'
+    // outputs); the partial sums are added after.
     let partials: Vec<(Vec<f32>, Vec<f64>, Vec<f32>)> = (0..tasks)
         .into_par_iter()
         .map(|task| {
             let images = task * per_task..((task + 1) * per_task).min(s.batch);
-            let mut dw = vec![0.0f32; s.c_out * k];
+            let mut dw_t = vec![0.0f32; k * s.c_out];
             let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
             let mut y = vec![
                 0.0f32;
@@ -504,20 +509,21 @@ fn weight_gradient_and_forward(
                     im2col(s, x_b, 0..s.h_out, &mut cols);
                     cols.as_slice()
                 };
+                let patches = MatRef::row_major(patches, p);
                 if let Some(weight) = weight {
                     let y_b = &mut y[n * s.out_len()..(n + 1) * s.out_len()];
-                    let (w, patches) =
-                        (MatRef::row_major(weight, k), MatRef::row_major(patches, p));
+                    let w = MatRef::row_major(weight, k);
                     matmul(y_b, p, false, w, patches, s.c_out, p, k, parallel_products);
                 }
+                let dy_t = MatRef::transposed(dy_b, p);
                 matmul(
-                    &mut dw,
-                    k,
-                    true,
-                    MatRef::row_major(dy_b, p),
-                    MatRef::transposed(patches, p),
+                    &mut dw_t,
                     s.c_out,
+                    true,
+                    patches,
+                    dy_t,
                     k,
+                    s.c_out,
                     p,
                     parallel_products,
                 );
@@ -525,10 +531,10 @@ fn weight_gradient_and_forward(
                     *sum += row.iter().map(|&v| v as f64).sum::<f64>();
                 }
             }
-            (dw, db, y)
+            (dw_t, db, y)
         })
         .collect();
-    let mut dw = vec![0.0f32; s.c_out * k];
+    let mut dw_t = vec![0.0f32; k * s.c_out];
     let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
     let mut y = Vec::with_capacity(if weight.is_some() {
         s.batch * s.out_len()
@@ -536,9 +542,15 @@ fn weight_gradient_and_forward(
         0
     });
     for (part_w, part_b, part_y) in partials {
-        dw.iter_mut().zip(part_w).for_each(|(a, b)| *a += b);
+        dw_t.iter_mut().zip(part_w).for_each(|(a, b)| *a += b);
         db.iter_mut().zip(part_b).for_each(|(a, b)| *a += b);
         y.extend_from_slice(&part_y);
+    }
+    let mut dw = vec![0.0f32; s.c_out * k];
+    for (i, row) in dw_t.chunks_exact(s.c_out).enumerate() {
+        for (o, &v) in row.iter().enumerate() {
+            dw[o * k + i] = v;
+        }
     }
     (
         dw,
