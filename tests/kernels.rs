@@ -42,7 +42,25 @@ type ConvCase = (
 
 #[test]
 fn conv2d_values_and_gradients_match_burn() {
-    let cases: [ConvCase; 7] = [
+    let cases: [ConvCase; 9] = [
+        // 3×3 stride-1 convolutions with at least 8 channels each way take Winograd's
+        // F(2×2, 3×3); padding 0 makes the input gradient a flipped convolution padded by 2.
+        (
+            [3, 8, 9, 7],
+            10,
+            [3, 3],
+            [1, 1],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            true,
+        ),
+        (
+            [2, 9, 6, 6],
+            8,
+            [3, 3],
+            [1, 1],
+            PaddingConfig2d::Valid,
+            false,
+        ),
         (
             [3, 4, 9, 9],
             5,

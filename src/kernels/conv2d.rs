@@ -11,13 +11,16 @@
 //! ```
 //! A transposed convolution is the adjoint of a convolution: its forward pass is the
 //! convolution's input gradient, and its backward passes are the convolution's forward
-//! pass and weight gradient with the roles of input and output exchanged.
+//! pass and weight gradient with the roles of input and output exchanged. 3×3 stride-1
+//! convolutions with enough channels go to [`winograd`](super::winograd) instead (forward
+//! pass and weight gradient; the input gradient is such a convolution too).
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use super::matmul::{MatRef, matmul};
+use super::winograd;
 
 /// The shape of one convolution `x [B, C_in, H_in, W_in] → y [B, C_out, H_out, W_out]`
 /// with a `[C_out, C_in, k_h, k_w]` kernel (no groups, no dilation).
@@ -39,20 +42,20 @@ pub(crate) struct ConvShape {
 
 impl ConvShape {
     /// Rows of the patch matrix: `C_in · k_h · k_w`.
-    fn patch_len(&self) -> usize {
+    pub(super) fn patch_len(&self) -> usize {
         self.c_in * self.kernel[0] * self.kernel[1]
     }
 
     /// Output pixels of one image (columns of the patch matrix).
-    fn out_pixels(&self) -> usize {
+    pub(super) fn out_pixels(&self) -> usize {
         self.h_out * self.w_out
     }
 
-    fn in_len(&self) -> usize {
+    pub(super) fn in_len(&self) -> usize {
         self.c_in * self.h_in * self.w_in
     }
 
-    fn out_len(&self) -> usize {
+    pub(super) fn out_len(&self) -> usize {
         self.c_out * self.out_pixels()
     }
 
@@ -324,6 +327,9 @@ fn for_each_image(
 /// The convolution `y = W ⋆ x + bias`: `x` `[B, C_in, H_in, W_in]`, `weight`
 /// `[C_out, C_in, k_h, k_w]`, `bias` `[C_out]`; returns `y` `[B, C_out, H_out, W_out]`.
 pub(crate) fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    if winograd::applies(s) {
+        return winograd::forward(s, x, weight, bias);
+    }
     forward_in_tiles(s, x, weight, bias, rows_per_tile(s))
 }
 
@@ -447,6 +453,9 @@ pub(crate) fn backward_weight(
     dy: &[f32],
     with_bias: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
+    if winograd::applies(s) {
+        return winograd::backward_weight(s, x, dy, with_bias);
+    }
     let (dw, db, _) = weight_gradient_and_forward(s, x, dy, with_bias, None);
     (dw, db)
 }

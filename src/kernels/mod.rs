@@ -6,9 +6,11 @@
 //! convolution and a second convolution whose kernel is the whole output image, and a
 //! group normalisation as about ten element-wise passes on one thread. The kernels here
 //! compute the same functions by im2col and one `gemm` call per image (both backward
-//! passes included), and the normalisation in one pass forward and two backward, parallel
-//! over images. They take burn's own modules, so the parameters, their names and saved
-//! weights are unchanged.
+//! passes included) or, for 3×3 stride-1 convolutions with at least 8 channels each way
+//! (the DDPM U-Net's), by Winograd's F(2×2, 3×3) minimal filtering with 2.25× fewer
+//! multiplications; the normalisation in one pass forward and two backward, parallel over
+//! images; and the Adam update in one pass per parameter. They take burn's own modules,
+//! so the parameters, their names and saved weights are unchanged.
 //!
 //! Every function falls back to the module's own `forward` where the kernels do not apply:
 //! on any other device (wgpu), for another element type than f32, for grouped or dilated
@@ -45,6 +47,8 @@ mod flex;
 mod group_norm;
 #[cfg(feature = "flex")]
 mod matmul;
+#[cfg(feature = "flex")]
+mod winograd;
 
 use burn::nn::GroupNorm;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
