@@ -274,6 +274,34 @@ fn group_norm_values_and_gradients_match_burn() {
     }
 }
 
+/// Nearest-neighbour upsampling against burn's `reshape → expand → reshape`, values and
+/// the input gradient (2×2 sums of the output gradient), with and without autodiff, on an
+/// odd-sized image.
+#[test]
+fn upsample_nearest2_values_and_gradient_match_burn() {
+    let device = device().autodiff();
+    let x =
+        Tensor::<4>::random([2, 3, 5, 3], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let reference = x
+        .clone()
+        .reshape([2, 3, 5, 1, 3, 1])
+        .expand([2, 3, 5, 2, 3, 2])
+        .reshape([2, 3, 10, 6]);
+    let fast = kernels::upsample_nearest2(x.clone());
+    assert_close("upsampled", &fast, &reference);
+    let r = Tensor::<4>::random([2, 3, 10, 6], Distribution::Normal(0.0, 1.0), &device);
+    let g_fast = (fast * r.clone()).sum().backward();
+    let g_ref = (reference * r).sum().backward();
+    assert_close("dx", &x.grad(&g_fast).unwrap(), &x.grad(&g_ref).unwrap());
+    let x = x.inner();
+    let plain = kernels::upsample_nearest2(x.clone());
+    let want = x
+        .reshape([2, 3, 5, 1, 3, 1])
+        .expand([2, 3, 5, 2, 3, 2])
+        .reshape([2, 3, 10, 6]);
+    assert_close("upsampled, no autodiff", &plain, &want);
+}
+
 /// `Bernoulli::log_prob` (the fused kernel on flex) against the same sum composed from
 /// burn's ops, `Σ x·l − softplus(l)`, values and gradients in both arguments, for logits
 /// over [−30, 30] and 0/1 data.

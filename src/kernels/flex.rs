@@ -15,6 +15,7 @@ use super::adam;
 use super::bernoulli;
 use super::conv2d::{self, ConvShape};
 use super::group_norm::{self, GroupShape};
+use super::upsample;
 
 /// An autodiff tensor on flex (no gradient checkpointing).
 type AutodiffTensor = FloatTensor<Autodiff<Flex>>;
@@ -232,6 +233,46 @@ fn conv_gradients(
         if let Some(id) = node_b {
             let db = conv2d::channel_sums(dy, s.batch, s.c_in, s.h_in * s.w_in);
             grads.register::<Flex>(id, tensor_of(db, &[s.c_in]));
+        }
+    }
+}
+
+/// Nearest-neighbour upsampling by 2 on flex; `None` when `x` is not an f32 flex tensor
+/// (plain or autodiff).
+pub(super) fn upsample_nearest2(x: &Tensor<4>) -> Option<Tensor<4>> {
+    let [b, c, h, w] = x.dims();
+    let out_dims = [b, c, 2 * h, 2 * w];
+    if let Some(x) = flex_of(x) {
+        let y = upsample::forward(values(&x), h, w);
+        return Some(Tensor::from_primitive::<Flex>(tensor_of(y, &out_dims)));
+    }
+    let x = autodiff_of(x)?;
+    let y = tensor_of(upsample::forward(values(&contiguous(&x)), h, w), &out_dims);
+    let y = match UpsampleBackward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish([b, c, h, w], y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(y))
+}
+
+/// The autodiff node of [`upsample_nearest2`]; its state is the input's dimensions.
+#[derive(Debug)]
+struct UpsampleBackward;
+
+impl Backward<Flex, 1> for UpsampleBackward {
+    type State = [usize; 4];
+
+    fn backward(self, ops: Ops<[usize; 4], 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        if let Some(node) = node {
+            let [_, _, h, w] = ops.state;
+            let dx = upsample::backward(values(&dy), h, w);
+            grads.register::<Flex>(node.id, tensor_of(dx, &ops.state));
         }
     }
 }

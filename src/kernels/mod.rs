@@ -1,6 +1,7 @@
 //! Fast CPU kernels for the layers the image models spend their time in: 2-D
 //! convolution, transposed convolution, group normalisation (optionally fused with
-//! SiLU) and the Bernoulli log-likelihood, each with its own autodiff node.
+//! SiLU), nearest-neighbour upsampling and the Bernoulli log-likelihood, each with its own
+//! autodiff node, and the Adam update.
 //!
 //! On the flex device burn 0.22 runs a convolution's backward pass as a transposed
 //! convolution and a second convolution whose kernel is the whole output image, and a
@@ -47,6 +48,8 @@ mod flex;
 mod group_norm;
 #[cfg(feature = "flex")]
 mod matmul;
+#[cfg(feature = "flex")]
+mod upsample;
 #[cfg(feature = "flex")]
 mod winograd;
 
@@ -96,6 +99,19 @@ pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
         return y;
     }
     conv.forward(x)
+}
+
+/// Nearest-neighbour upsampling by 2, `[b, c, h, w] → [b, c, 2h, 2w]`: every pixel
+/// repeated into a 2×2 block.
+pub fn upsample_nearest2(x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = flex::upsample_nearest2(&x) {
+        return y;
+    }
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h, 1, w, 1])
+        .expand([b, c, h, 2, w, 2])
+        .reshape([b, c, 2 * h, 2 * w])
 }
 
 /// `norm.forward(x)`: group normalisation of `x` (`[batch, channels, …]`).

@@ -25,6 +25,8 @@
 //! The transforms' entries are 0, ±1 and ±1/2, so the results agree with the direct sum
 //! to a few f32 roundings (`tests/kernels.rs`, and the unit test below).
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use super::conv2d::ConvShape;
@@ -130,30 +132,63 @@ fn weight_gradient_from_transformed(s: &ConvShape, du_t: &[f32]) -> Vec<f32> {
     dw
 }
 
-/// Scratch space of one task.
-struct Scratch {
+/// Scratch space of one task, borrowed from its thread's buffer (see [`with_scratch`]).
+struct Scratch<'a> {
     /// The four quarter planes of one padded input plane, then the eight rows of `Bᵀ`
     /// along their rows: `[12, quarter_len]` (see [`transform_inputs`]).
-    planes: Vec<f32>,
+    planes: &'a mut [f32],
     /// `V`: `[16, C_in, tiles]`.
-    v: Vec<f32>,
+    v: &'a mut [f32],
     /// `M` `[16, C_out, tiles]` (forward) or `A dy Aᵀ` (weight gradient).
-    m: Vec<f32>,
+    m: &'a mut [f32],
     /// One plane's output tiles before they are interleaved (or its output gradient split
     /// by parity), and the transform's intermediate rows: `[12, tiles of one plane]`.
-    y: Vec<f32>,
+    y: &'a mut [f32],
 }
 
-impl Scratch {
-    fn new(s: &ConvShape, tiles: Tiles, images: usize) -> Self {
-        let t_all = images * tiles.per_image();
-        Self {
-            planes: vec![0.0; 12 * tiles.quarter_len()],
-            v: vec![0.0; XI * s.c_in * t_all],
-            m: vec![0.0; XI * s.c_out * t_all],
-            y: vec![0.0; 12 * tiles.per_image()],
+impl<'a> Scratch<'a> {
+    /// The four parts of `buffer`, of the lengths `lens`.
+    fn split(buffer: &'a mut [f32], lens: [usize; 4]) -> Self {
+        let (planes, rest) = buffer.split_at_mut(lens[0]);
+        let (v, rest) = rest.split_at_mut(lens[1]);
+        let (m, rest) = rest.split_at_mut(lens[2]);
+        Scratch {
+            planes,
+            v,
+            m,
+            y: &mut rest[..lens[3]],
         }
     }
+}
+
+thread_local! {
+    /// Each thread's scratch buffer, kept between calls and only ever grown: allocating and
+    /// zeroing a fresh megabyte per task was 5% of a U-Net sampling step. Every transform
+    /// writes the entries it later reads (or clears them itself), so stale values from an
+    /// earlier call are never used.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with scratch space for `images` images of `s`, from this thread's buffer (or
+/// a fresh one, should the buffer already be in use further up this thread's stack).
+fn with_scratch<R>(s: &ConvShape, tiles: Tiles, images: usize, f: impl FnOnce(Scratch) -> R) -> R {
+    let t_all = images * tiles.per_image();
+    let lens = [
+        12 * tiles.quarter_len(),
+        XI * s.c_in * t_all,
+        XI * s.c_out * t_all,
+        12 * tiles.per_image(),
+    ];
+    let total = lens.iter().sum();
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            if buffer.len() < total {
+                buffer.resize(total, 0.0);
+            }
+            f(Scratch::split(&mut buffer, lens))
+        }
+        Err(_) => f(Scratch::split(&mut vec![0.0; total], lens)),
+    })
 }
 
 /// `N` consecutive slices of `len` from the start of `buffer`.
@@ -184,7 +219,7 @@ fn split_n<const N: usize>(buffer: &mut [f32], len: usize) -> [&mut [f32]; N] {
 /// V_j = W_e[u] − W_e[u+s],  V_{4+j} = W_o[u] + W_e[u+s],  V_{8+j} = W_e[u+s] − W_o[u],
 /// V_{12+j} = W_o[u] − W_o[u+s]          (s = stride)
 /// ```
-fn transform_inputs(s: &ConvShape, tiles: Tiles, x: &[f32], scratch: &mut Scratch) {
+fn transform_inputs(s: &ConvShape, tiles: Tiles, x: &[f32], scratch: &mut Scratch<'_>) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2.
@@ -200,12 +235,12 @@ fn transform_inputs(s: &ConvShape, tiles: Tiles, x: &[f32], scratch: &mut Scratc
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn transform_inputs_avx2(s: &ConvShape, tiles: Tiles, x: &[f32], scratch: &mut Scratch) {
+unsafe fn transform_inputs_avx2(s: &ConvShape, tiles: Tiles, x: &[f32], scratch: &mut Scratch<'_>) {
     transform_inputs_generic(s, tiles, x, scratch);
 }
 
 #[inline(always)]
-fn transform_inputs_generic(s: &ConvShape, tiles: Tiles, x: &[f32], scratch: &mut Scratch) {
+fn transform_inputs_generic(s: &ConvShape, tiles: Tiles, x: &[f32], scratch: &mut Scratch<'_>) {
     let n = x.len() / s.in_len();
     let t_all = n * tiles.per_image();
     let plane_len = s.h_in * s.w_in;
@@ -527,28 +562,31 @@ pub(crate) fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f
     y.par_chunks_mut(per_task * s.out_len())
         .enumerate()
         .for_each(|(task, y_task)| {
-            let mut scratch = Scratch::new(s, tiles, chunk);
-            let first = task * per_task;
-            for (i, y_chunk) in y_task.chunks_mut(chunk * s.out_len()).enumerate() {
-                let n = y_chunk.len() / s.out_len();
-                let x_chunk = &x[(first + i * chunk) * s.in_len()..][..n * s.in_len()];
-                let t_all = n * tiles.per_image();
-                transform_inputs(s, tiles, x_chunk, &mut scratch);
-                for xi in 0..XI {
-                    let u_xi =
-                        MatRef::row_major(&u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in], s.c_in);
-                    let v_xi = MatRef::row_major(
-                        &scratch.v[xi * s.c_in * t_all..][..s.c_in * t_all],
-                        t_all,
-                    );
-                    let m_xi = &mut scratch.m[xi * s.c_out * t_all..][..s.c_out * t_all];
-                    matmul(
-                        m_xi, t_all, false, u_xi, v_xi, s.c_out, t_all, s.c_in, false,
-                    );
+            with_scratch(s, tiles, chunk, |mut scratch| {
+                let first = task * per_task;
+                for (i, y_chunk) in y_task.chunks_mut(chunk * s.out_len()).enumerate() {
+                    let n = y_chunk.len() / s.out_len();
+                    let x_chunk = &x[(first + i * chunk) * s.in_len()..][..n * s.in_len()];
+                    let t_all = n * tiles.per_image();
+                    transform_inputs(s, tiles, x_chunk, &mut scratch);
+                    for xi in 0..XI {
+                        let u_xi = MatRef::row_major(
+                            &u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
+                            s.c_in,
+                        );
+                        let v_xi = MatRef::row_major(
+                            &scratch.v[xi * s.c_in * t_all..][..s.c_in * t_all],
+                            t_all,
+                        );
+                        let m_xi = &mut scratch.m[xi * s.c_out * t_all..][..s.c_out * t_all];
+                        matmul(
+                            m_xi, t_all, false, u_xi, v_xi, s.c_out, t_all, s.c_in, false,
+                        );
+                    }
+                    let m = &scratch.m[..XI * s.c_out * t_all];
+                    transform_outputs(s, tiles, m, bias, y_chunk, scratch.y);
                 }
-                let m = &scratch.m[..XI * s.c_out * t_all];
-                transform_outputs(s, tiles, m, bias, y_chunk, &mut scratch.y);
-            }
+            })
         });
     y
 }
@@ -571,37 +609,38 @@ pub(crate) fn backward_weight(
     let partials: Vec<(Vec<f32>, Vec<f64>)> = (0..tasks)
         .into_par_iter()
         .map(|task| {
-            let mut scratch = Scratch::new(s, tiles, chunk);
             let mut du_t = vec![0.0f32; XI * pairs];
             let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
             let images = task * per_task..((task + 1) * per_task).min(s.batch);
-            for first in images.clone().step_by(chunk) {
-                let n = chunk.min(images.end - first);
-                let x_chunk = &x[first * s.in_len()..][..n * s.in_len()];
-                let dy_chunk = &dy[first * s.out_len()..][..n * s.out_len()];
-                let t_all = n * tiles.per_image();
-                transform_inputs(s, tiles, x_chunk, &mut scratch);
-                transform_output_gradients(s, tiles, dy_chunk, &mut scratch.m, &mut scratch.y);
-                for xi in 0..XI {
-                    let v_xi = MatRef::row_major(
-                        &scratch.v[xi * s.c_in * t_all..][..s.c_in * t_all],
-                        t_all,
-                    );
-                    let dm_t = MatRef::transposed(
-                        &scratch.m[xi * s.c_out * t_all..][..s.c_out * t_all],
-                        t_all,
-                    );
-                    let du_xi = &mut du_t[xi * pairs..][..pairs];
-                    matmul(
-                        du_xi, s.c_out, true, v_xi, dm_t, s.c_in, s.c_out, t_all, false,
-                    );
-                }
-                for image in dy_chunk.chunks_exact(s.out_len()) {
-                    for (sum, plane) in db.iter_mut().zip(image.chunks_exact(s.out_pixels())) {
-                        *sum += plane.iter().map(|&v| v as f64).sum::<f64>();
+            with_scratch(s, tiles, chunk, |mut scratch| {
+                for first in images.clone().step_by(chunk) {
+                    let n = chunk.min(images.end - first);
+                    let x_chunk = &x[first * s.in_len()..][..n * s.in_len()];
+                    let dy_chunk = &dy[first * s.out_len()..][..n * s.out_len()];
+                    let t_all = n * tiles.per_image();
+                    transform_inputs(s, tiles, x_chunk, &mut scratch);
+                    transform_output_gradients(s, tiles, dy_chunk, scratch.m, scratch.y);
+                    for xi in 0..XI {
+                        let v_xi = MatRef::row_major(
+                            &scratch.v[xi * s.c_in * t_all..][..s.c_in * t_all],
+                            t_all,
+                        );
+                        let dm_t = MatRef::transposed(
+                            &scratch.m[xi * s.c_out * t_all..][..s.c_out * t_all],
+                            t_all,
+                        );
+                        let du_xi = &mut du_t[xi * pairs..][..pairs];
+                        matmul(
+                            du_xi, s.c_out, true, v_xi, dm_t, s.c_in, s.c_out, t_all, false,
+                        );
+                    }
+                    for image in dy_chunk.chunks_exact(s.out_len()) {
+                        for (sum, plane) in db.iter_mut().zip(image.chunks_exact(s.out_pixels())) {
+                            *sum += plane.iter().map(|&v| v as f64).sum::<f64>();
+                        }
                     }
                 }
-            }
+            });
             (du_t, db)
         })
         .collect();

@@ -8,7 +8,6 @@ mod unet;
 pub use lstm::{Lstm, LstmConfig, LstmState};
 pub use mlp::{Activation, Mlp, MlpConfig};
 pub use spectral_conv::{SpectralConv2d, power_iteration, spectral_norm_estimate};
-pub(crate) use unet::upsample2;
 pub use unet::{
     AttentionBlock, DownLevel, ResBlock, UNet, UNetConfig, UpLevel, timestep_embedding,
 };

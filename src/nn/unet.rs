@@ -390,7 +390,7 @@ impl UNet {
                 }
             }
             if let Some(conv) = &level.upsample {
-                s = kernels::conv2d(conv, upsample2(s));
+                s = kernels::conv2d(conv, kernels::upsample_nearest2(s));
             }
         }
         Ok(kernels::conv2d(
@@ -398,12 +398,4 @@ impl UNet {
             kernels::group_norm_silu(&self.out_norm, s),
         ))
     }
-}
-
-/// Nearest-neighbour upsampling by 2: `[b, c, h, w] → [b, c, 2h, 2w]`.
-pub(crate) fn upsample2(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1])
-        .expand([b, c, h, 2, w, 2])
-        .reshape([b, c, 2 * h, 2 * w])
 }

@@ -9,7 +9,8 @@ use burn::nn::conv::Conv2dConfig;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, activation};
 
-use crate::nn::{SpectralConv2d, upsample2};
+use crate::kernels;
+use crate::nn::SpectralConv2d;
 
 /// The residual branch is scaled by this before it is added to the skip (NVAE's cells do
 /// the same), so a freshly initialised deep tower starts close to the identity.
@@ -192,7 +193,11 @@ impl DecoderCell {
 
     /// `[b, c_in, h, w] → [b, c_out, h, w]` (or `[b, c_out, 2h, 2w]` when upsampling).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = if self.upsample { upsample2(x) } else { x };
+        let x = if self.upsample {
+            kernels::upsample_nearest2(x)
+        } else {
+            x
+        };
         let y = self.expand.forward(self.bn0.forward(x.clone()));
         let y = self
             .depthwise
