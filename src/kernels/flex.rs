@@ -291,22 +291,41 @@ pub(super) fn adam<const D: usize>(
     grad: Tensor<D>,
     moments: Option<(Tensor<D>, Tensor<D>)>,
 ) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
-    let dims = theta.dims();
-    let take = |t: Tensor<D>| {
-        into_values(
+    let primitive = |t: Tensor<D>| {
+        own_contiguous(
             t.try_into_primitive::<Flex>()
                 .expect("the caller checked for plain f32 flex tensors"),
         )
     };
-    let g = take(grad);
-    let mut theta = take(theta);
+    let g = primitive(grad);
+    let mut theta = primitive(theta);
     let (mut m, mut v) = match moments {
-        Some((m, v)) => (take(m), take(v)),
-        None => (vec![0.0; g.len()], vec![0.0; g.len()]),
+        Some((m, v)) => (primitive(m), primitive(v)),
+        None => {
+            let zeros = || FlexTensor::zeros(g.layout().shape().clone(), DType::F32);
+            (zeros(), zeros())
+        }
     };
-    adam::update(s, &mut theta, &mut m, &mut v, &g);
-    let tensor = |values| Tensor::from_primitive::<Flex>(tensor_of(values, &dims));
+    adam::update(
+        s,
+        theta.storage_mut::<f32>(),
+        m.storage_mut::<f32>(),
+        v.storage_mut::<f32>(),
+        g.storage::<f32>(),
+    );
+    let tensor = |t| Tensor::from_primitive::<Flex>(t);
     (tensor(theta), tensor(m), tensor(v))
+}
+
+/// `t` itself when its values fill its whole buffer in order (so that `storage_mut` is
+/// the tensor, and writes in place when the buffer is not shared), else a contiguous copy.
+fn own_contiguous(t: FlexTensor) -> FlexTensor {
+    let exact = t.layout().contiguous_offsets() == Some((0, t.storage::<f32>().len()));
+    if exact {
+        return t;
+    }
+    let dims = t.layout().shape().to_vec();
+    tensor_of(into_values(t), &dims)
 }
 
 /// Group normalisation (then SiLU with `silu`) on flex; `None` when the tensors are not
