@@ -12,7 +12,7 @@ mod common;
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
-use burn::nn::{GroupNormConfig, PaddingConfig2d};
+use burn::nn::{GroupNormConfig, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Distribution, Tensor, activation};
 use common::{device, host};
 use elbo::kernels;
@@ -271,6 +271,63 @@ fn group_norm_values_and_gradients_match_burn() {
             };
             assert_close(&format!("{what}: output, no autodiff"), &fast, &reference);
         }
+    }
+}
+
+/// A linear layer against burn's `Linear::forward`, with and without a bias, on inputs of
+/// one batch of 6 rows and of 2 batches of 3 (rank 3): values and the gradients of the
+/// input, the weight and the bias, with and without autodiff.
+#[test]
+fn linear_values_and_gradients_match_burn() {
+    let device = device().autodiff();
+    for (bias, dims) in [(true, vec![6, 5]), (false, vec![2, 3, 5])] {
+        let layer = LinearConfig::new(5, 4).with_bias(bias).init(&device);
+        let x = Tensor::<1>::random(
+            [dims.iter().product::<usize>()],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let check = |x: Tensor<3>, what: &str| {
+            let x = x.require_grad();
+            let fast = kernels::linear(&layer, x.clone());
+            let reference = layer.forward(x.clone());
+            assert_close(&format!("{what}: output"), &fast, &reference);
+            let r = Tensor::<3>::random(reference.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let g_fast = (fast * r.clone()).sum().backward();
+            let g_ref = (reference * r).sum().backward();
+            assert_close(
+                &format!("{what}: dx"),
+                &x.grad(&g_fast).unwrap(),
+                &x.grad(&g_ref).unwrap(),
+            );
+            let w = layer.weight.val();
+            assert_close(
+                &format!("{what}: dW"),
+                &w.grad(&g_fast).unwrap(),
+                &w.grad(&g_ref).unwrap(),
+            );
+            if let Some(b) = &layer.bias {
+                let b = b.val();
+                assert_close(
+                    &format!("{what}: db"),
+                    &b.grad(&g_fast).unwrap(),
+                    &b.grad(&g_ref).unwrap(),
+                );
+            }
+            let plain = layer.valid();
+            let x = x.inner();
+            assert_close(
+                &format!("{what}: output, no autodiff"),
+                &kernels::linear(&plain, x.clone()),
+                &plain.forward(x),
+            );
+        };
+        let [a, b] = [dims[dims.len() - 2], dims[dims.len() - 1]];
+        let lead = dims.iter().product::<usize>() / (a * b);
+        check(
+            x.reshape([lead, a, b]),
+            &format!("input {dims:?}, bias {bias}"),
+        );
     }
 }
 

@@ -15,6 +15,7 @@ use super::adam;
 use super::bernoulli;
 use super::conv2d::{self, ConvShape};
 use super::group_norm::{self, GroupShape};
+use super::linear as linear_kernels;
 use super::upsample;
 
 /// An autodiff tensor on flex (no gradient checkpointing).
@@ -233,6 +234,120 @@ fn conv_gradients(
         if let Some(id) = node_b {
             let db = conv2d::channel_sums(dy, s.batch, s.c_in, s.h_in * s.w_in);
             grads.register::<Flex>(id, tensor_of(db, &[s.c_in]));
+        }
+    }
+}
+
+/// `x W + b` over the last dimension of `x` (`[.., d_in]`) on flex; `None` when the tensors
+/// are not all f32 flex tensors of one kind.
+pub(super) fn linear<const D: usize>(
+    x: &Tensor<D>,
+    weight: &Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Option<Tensor<D>> {
+    let [d_in, d_out] = weight.dims();
+    let mut dims = x.dims();
+    dims[D - 1] = d_out;
+    if let (Some(x), Some(w)) = (flex_of(x), flex_of(weight)) {
+        let b = match &bias {
+            Some(b) => Some(flex_of(b)?),
+            None => None,
+        };
+        let y =
+            linear_kernels::forward(values(&x), values(&w), b.as_ref().map(values), d_in, d_out);
+        return Some(Tensor::from_primitive::<Flex>(tensor_of(y, &dims)));
+    }
+    let (x, w) = (autodiff_of(x)?, autodiff_of(weight)?);
+    let b = match &bias {
+        Some(b) => Some(autodiff_of(b)?),
+        None => None,
+    };
+    let state = LinearState {
+        x: contiguous(&x),
+        weight: contiguous(&w),
+    };
+    let y = linear_kernels::forward(
+        values(&state.x),
+        values(&state.weight),
+        b.as_ref().map(contiguous).as_ref().map(values),
+        d_in,
+        d_out,
+    );
+    let y = tensor_of(y, &dims);
+    let y = match b {
+        Some(b) => match LinearBackward
+            .prepare::<NoCheckpointing>([x.node(), w.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        },
+        None => match LinearBackward
+            .prepare::<NoCheckpointing>([x.node(), w.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        },
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(y))
+}
+
+/// The autodiff node of [`linear`]: parents `(x, weight)` or `(x, weight, bias)`.
+#[derive(Debug)]
+struct LinearBackward;
+
+#[derive(Clone, Debug)]
+struct LinearState {
+    x: FlexTensor,
+    weight: FlexTensor,
+}
+
+impl Backward<Flex, 3> for LinearBackward {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<LinearState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x, w, b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        linear_gradients(&ops.state, &dy, [x, w, b].map(|n| n.map(|n| n.id)), grads);
+    }
+}
+
+impl Backward<Flex, 2> for LinearBackward {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<LinearState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x, w] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let nodes = [x.map(|n| n.id), w.map(|n| n.id), None];
+        linear_gradients(&ops.state, &dy, nodes, grads);
+    }
+}
+
+/// Registers the gradients of the parents that need one (`nodes`: x, weight, bias).
+fn linear_gradients(
+    state: &LinearState,
+    dy: &FlexTensor,
+    nodes: [Option<burn::backend::autodiff::NodeId>; 3],
+    grads: &mut Gradients,
+) {
+    let w_dims = state.weight.layout().shape().to_vec();
+    let (d_in, d_out) = (w_dims[0], w_dims[1]);
+    let [node_x, node_w, node_b] = nodes;
+    let (dy, x, w) = (values(dy), values(&state.x), values(&state.weight));
+    if let Some(id) = node_x {
+        let dx = linear_kernels::backward_input(dy, w, d_in, d_out);
+        grads.register::<Flex>(id, tensor_of(dx, &state.x.layout().shape().to_vec()));
+    }
+    if node_w.is_some() || node_b.is_some() {
+        let (dw, db) = linear_kernels::backward_weight(x, dy, d_in, d_out);
+        if let Some(id) = node_w {
+            grads.register::<Flex>(id, tensor_of(dw, &w_dims));
+        }
+        if let Some(id) = node_b {
+            grads.register::<Flex>(id, tensor_of(db, &[d_out]));
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Fast CPU kernels for the layers the image models spend their time in: 2-D
-//! convolution, transposed convolution, group normalisation (optionally fused with
+//! Fast CPU kernels for the layers the models spend their time in: 2-D convolution,
+//! transposed convolution, linear layers, group normalisation (optionally fused with
 //! SiLU), nearest-neighbour upsampling and the Bernoulli log-likelihood, each with its own
 //! autodiff node, and the Adam update.
 //!
@@ -47,14 +47,16 @@ mod flex;
 #[cfg(feature = "flex")]
 mod group_norm;
 #[cfg(feature = "flex")]
+mod linear;
+#[cfg(feature = "flex")]
 mod matmul;
 #[cfg(feature = "flex")]
 mod upsample;
 #[cfg(feature = "flex")]
 mod winograd;
 
-use burn::nn::GroupNorm;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::{GroupNorm, Linear};
 use burn::tensor::{Tensor, activation};
 
 // What only the flex paths below use.
@@ -99,6 +101,25 @@ pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
         return y;
     }
     conv.forward(x)
+}
+
+/// `layer.forward(x)`: `x W + b` over the last dimension of `x` (`[.., d_in]`).
+///
+/// # Panics
+/// Where `layer.forward` would (an input whose last dimension is not `d_in`).
+pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if D >= 2
+        && x.dims()[D - 1] == layer.weight.dims()[0]
+        && let Some(y) = flex::linear(
+            &x,
+            &layer.weight.val(),
+            layer.bias.as_ref().map(|b| b.val()),
+        )
+    {
+        return y;
+    }
+    layer.forward(x)
 }
 
 /// Nearest-neighbour upsampling by 2, `[b, c, h, w] → [b, c, 2h, 2w]`: every pixel

@@ -13,6 +13,7 @@ use super::{BernoulliMlpDecoder, MlpEncoder, Vae};
 use crate::Error;
 use crate::distributions::{DiagNormal, StdNormal};
 use crate::error::ensure_nonzero;
+use crate::kernels;
 use crate::nn::Activation;
 use crate::traits::PosteriorHead;
 
@@ -211,8 +212,8 @@ impl BnGaussianHead {
     /// The raw, un-normalised `(μ̃, s̃)` of the features (what BN normalises).
     pub fn raw(&self, features: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         (
-            self.mean.forward(features.clone()),
-            self.second.forward(features),
+            kernels::linear(&self.mean, features.clone()),
+            kernels::linear(&self.second, features),
         )
     }
 

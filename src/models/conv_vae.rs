@@ -12,6 +12,7 @@ use super::{GaussianHead, Vae};
 use crate::Error;
 use crate::distributions::{Bernoulli, StdNormal};
 use crate::error::ensure_nonzero;
+use crate::kernels;
 use crate::traits::{Decoder, Encoder, PosteriorHead};
 
 /// The convolutional Gaussian VAE on flat image rows `[batch, C·H·W]`.
@@ -194,7 +195,8 @@ impl Decoder for BernoulliConvDecoder {
     fn decode(&self, z: &Tensor<2>) -> Bernoulli<2> {
         let batch = z.dims()[0];
         let [c, h, w] = self.first_map;
-        let mut map = activation::relu(self.linear.forward(z.clone())).reshape([batch, c, h, w]);
+        let mut map =
+            activation::relu(kernels::linear(&self.linear, z.clone())).reshape([batch, c, h, w]);
         let last = self.deconvs.len() - 1;
         for (i, deconv) in self.deconvs.iter().enumerate() {
             map = crate::kernels::conv_transpose2d(deconv, map);

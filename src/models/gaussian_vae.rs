@@ -10,6 +10,7 @@ use super::mlp_encoder::{bernoulli_mlp_vae, check_mlp_sizes};
 use super::{BernoulliMlpDecoder, MlpEncoder, Vae};
 use crate::distributions::{DiagNormal, StdNormal};
 use crate::error::ensure_nonzero;
+use crate::kernels;
 use crate::nn::Activation;
 use crate::traits::PosteriorHead;
 
@@ -107,8 +108,8 @@ impl PosteriorHead for GaussianHead {
     }
 
     fn posterior(&self, features: Tensor<2>) -> DiagNormal<2> {
-        let mean = self.mean.forward(features.clone());
-        let log_var = self.log_var.forward(features);
+        let mean = kernels::linear(&self.mean, features.clone());
+        let log_var = kernels::linear(&self.log_var, features);
         DiagNormal::new(mean, log_var).expect("both heads have the latent width")
     }
 }

@@ -11,6 +11,7 @@ use super::mlp_encoder::{bernoulli_mlp_vae, check_mlp_sizes};
 use super::{BernoulliMlpDecoder, MlpEncoder, Vae};
 use crate::distributions::{UniformSphere, VonMisesFisher};
 use crate::error::{ensure_nonzero, ensure_positive};
+use crate::kernels;
 use crate::nn::Activation;
 use crate::traits::PosteriorHead;
 
@@ -158,7 +159,7 @@ impl PosteriorHead for VmfHead {
 
     fn posterior(&self, features: Tensor<2>) -> VonMisesFisher {
         let [batch, _] = features.dims();
-        let raw = self.direction.forward(features.clone());
+        let raw = kernels::linear(&self.direction, features.clone());
         let norm = raw
             .clone()
             .powi_scalar(2)
@@ -168,7 +169,8 @@ impl PosteriorHead for VmfHead {
         let direction = raw / norm;
         let kappa = match (&self.kappa, self.fixed_kappa) {
             (Some(layer), _) => {
-                activation::softplus(layer.forward(features).reshape([batch]), 1.0).add_scalar(1.0)
+                activation::softplus(kernels::linear(layer, features).reshape([batch]), 1.0)
+                    .add_scalar(1.0)
             }
             (None, k) => Tensor::full([batch], k.unwrap_or(1.0), &direction.device()),
         };

@@ -83,10 +83,7 @@ impl ResBlock {
             kernels::group_norm_silu(&self.norm1, x.clone()),
         );
         let [b, c, _, _] = h.dims();
-        let h = h + self
-            .time
-            .forward(activation::silu(temb))
-            .reshape([b, c, 1, 1]);
+        let h = h + kernels::linear(&self.time, activation::silu(temb)).reshape([b, c, 1, 1]);
         let h = kernels::conv2d(
             &self.conv2,
             self.dropout
@@ -125,15 +122,13 @@ impl AttentionBlock {
         let tokens = kernels::group_norm(&self.norm, x.clone())
             .reshape([b, c, n])
             .swap_dims(1, 2);
-        let qkv = self.qkv.forward(tokens);
+        let qkv = kernels::linear(&self.qkv, tokens);
         let q = qkv.clone().narrow(2, 0, c);
         let k = qkv.clone().narrow(2, c, c);
         let v = qkv.narrow(2, 2 * c, c);
         let scores = q.matmul(k.swap_dims(1, 2)).div_scalar((c as f64).sqrt());
         let attended = activation::softmax(scores, 2).matmul(v);
-        let out = self
-            .out
-            .forward(attended)
+        let out = kernels::linear(&self.out, attended)
             .swap_dims(1, 2)
             .reshape([b, c, h, w]);
         x + out
@@ -356,9 +351,10 @@ impl UNet {
             ));
         }
         let temb = timestep_embedding(t, self.base_channels);
-        let temb = self
-            .time_out
-            .forward(activation::silu(self.time_in.forward(temb)));
+        let temb = kernels::linear(
+            &self.time_out,
+            activation::silu(kernels::linear(&self.time_in, temb)),
+        );
         let mut s = kernels::conv2d(&self.stem, x);
         let mut skips = Vec::with_capacity(self.down.len());
         for level in &self.down {

@@ -59,10 +59,10 @@ impl SqueezeExcitation {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, _, _] = x.dims();
         let pooled = x.clone().mean_dim(3).mean_dim(2).reshape([b, c]);
-        let gate = activation::sigmoid(
-            self.excite
-                .forward(activation::relu(self.squeeze.forward(pooled))),
-        );
+        let gate = activation::sigmoid(kernels::linear(
+            &self.excite,
+            activation::relu(kernels::linear(&self.squeeze, pooled)),
+        ));
         x * gate.reshape([b, c, 1, 1])
     }
 }
