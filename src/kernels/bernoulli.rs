@@ -18,7 +18,7 @@ fn rows_per_task(rows: usize, n: usize) -> usize {
 }
 
 /// `Σ_i x_i l_i − softplus(l_i)` for every row of `logits` and `x` (`[rows, n]`), in f64
-/// from f32 partial sums over 8 lanes.
+/// from f32 partial sums over 16 lanes.
 pub(crate) fn log_prob(logits: &[f32], x: &[f32], n: usize) -> Vec<f32> {
     let rows = logits.len() / n.max(1);
     let per_task = rows_per_task(rows, n);
