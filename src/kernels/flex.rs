@@ -4,6 +4,10 @@
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use std::fmt::Debug;
+use std::marker::PhantomData;
+
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
@@ -66,6 +70,66 @@ fn conv_dims(s: &ConvShape) -> ([usize; 4], [usize; 4]) {
     )
 }
 
+/// The state of a layer whose autodiff parents are `(x, weight)` or `(x, weight, bias)`,
+/// and its backward pass: register the gradients of the parents in `nodes` that need one.
+trait WeightedLayer: Clone + Debug + Send + 'static {
+    fn gradients(&self, dy: &FlexTensor, nodes: [Option<NodeId>; 3], grads: &mut Gradients);
+}
+
+/// The autodiff node of a [`WeightedLayer`] with or without a bias.
+#[derive(Debug)]
+struct WeightedBackward<S>(PhantomData<S>);
+
+impl<S: WeightedLayer> Backward<Flex, 3> for WeightedBackward<S> {
+    type State = S;
+
+    fn backward(self, ops: Ops<S, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        ops.state
+            .gradients(&dy, ops.parents.map(|n| n.map(|n| n.id)), grads);
+    }
+}
+
+impl<S: WeightedLayer> Backward<Flex, 2> for WeightedBackward<S> {
+    type State = S;
+
+    fn backward(self, ops: Ops<S, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let [x, w] = ops.parents.map(|n| n.map(|n| n.id));
+        ops.state.gradients(&dy, [x, w, None], grads);
+    }
+}
+
+/// `y`, computed from `x`, `w` and `b`, as an autodiff tensor whose backward pass is
+/// `state`'s.
+fn record<S: WeightedLayer>(
+    state: S,
+    x: &AutodiffTensor,
+    w: &AutodiffTensor,
+    b: Option<&AutodiffTensor>,
+    y: FlexTensor,
+) -> AutodiffTensor {
+    let node = WeightedBackward::<S>(PhantomData);
+    match b {
+        Some(b) => match node
+            .prepare::<NoCheckpointing>([x.node(), w.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        },
+        None => match node
+            .prepare::<NoCheckpointing>([x.node(), w.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        },
+    }
+}
+
 /// A convolution (`transposed = false`: `x` in `s`'s input space) or the transposed
 /// convolution whose adjoint `s` is (`x` in `s`'s output space), on flex; `None` when the
 /// tensors are not all f32 flex tensors of one kind (plain or autodiff).
@@ -102,24 +166,7 @@ pub(super) fn conv(
         &state.weight,
         b.as_ref().map(contiguous).as_ref(),
     );
-    let y = match b {
-        Some(b) => match ConvBackward
-            .prepare::<NoCheckpointing>([x.node(), w.node(), b.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        },
-        None => match ConvBackward
-            .prepare::<NoCheckpointing>([x.node(), w.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        },
-    };
+    let y = record(state, &x, &w, b.as_ref(), y);
     Some(Tensor::from_primitive::<Autodiff<Flex>>(y))
 }
 
@@ -148,10 +195,7 @@ fn conv_forward(
     }
 }
 
-/// The autodiff node of [`conv`]: parents `(x, weight)` or `(x, weight, bias)`.
-#[derive(Debug)]
-struct ConvBackward;
-
+/// What the backward pass of [`conv`] needs.
 #[derive(Clone, Debug)]
 struct ConvState {
     shape: ConvShape,
@@ -160,28 +204,9 @@ struct ConvState {
     weight: FlexTensor,
 }
 
-impl Backward<Flex, 3> for ConvBackward {
-    type State = ConvState;
-
-    fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x, w, b] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        conv_gradients(&ops.state, &dy, [x, w, b].map(|n| n.map(|n| n.id)), grads);
-    }
-}
-
-impl Backward<Flex, 2> for ConvBackward {
-    type State = ConvState;
-
-    fn backward(self, ops: Ops<ConvState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x, w] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        conv_gradients(
-            &ops.state,
-            &dy,
-            [x.map(|n| n.id), w.map(|n| n.id), None],
-            grads,
-        );
+impl WeightedLayer for ConvState {
+    fn gradients(&self, dy: &FlexTensor, nodes: [Option<NodeId>; 3], grads: &mut Gradients) {
+        conv_gradients(self, dy, nodes, grads);
     }
 }
 
@@ -189,7 +214,7 @@ impl Backward<Flex, 2> for ConvBackward {
 fn conv_gradients(
     state: &ConvState,
     dy: &FlexTensor,
-    nodes: [Option<burn::backend::autodiff::NodeId>; 3],
+    nodes: [Option<NodeId>; 3],
     grads: &mut Gradients,
 ) {
     let s = &state.shape;
@@ -273,56 +298,20 @@ pub(super) fn linear<const D: usize>(
         d_in,
         d_out,
     );
-    let y = tensor_of(y, &dims);
-    let y = match b {
-        Some(b) => match LinearBackward
-            .prepare::<NoCheckpointing>([x.node(), w.node(), b.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        },
-        None => match LinearBackward
-            .prepare::<NoCheckpointing>([x.node(), w.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        },
-    };
+    let y = record(state, &x, &w, b.as_ref(), tensor_of(y, &dims));
     Some(Tensor::from_primitive::<Autodiff<Flex>>(y))
 }
 
-/// The autodiff node of [`linear`]: parents `(x, weight)` or `(x, weight, bias)`.
-#[derive(Debug)]
-struct LinearBackward;
-
+/// What the backward pass of [`linear`] needs.
 #[derive(Clone, Debug)]
 struct LinearState {
     x: FlexTensor,
     weight: FlexTensor,
 }
 
-impl Backward<Flex, 3> for LinearBackward {
-    type State = LinearState;
-
-    fn backward(self, ops: Ops<LinearState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x, w, b] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        linear_gradients(&ops.state, &dy, [x, w, b].map(|n| n.map(|n| n.id)), grads);
-    }
-}
-
-impl Backward<Flex, 2> for LinearBackward {
-    type State = LinearState;
-
-    fn backward(self, ops: Ops<LinearState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [x, w] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let nodes = [x.map(|n| n.id), w.map(|n| n.id), None];
-        linear_gradients(&ops.state, &dy, nodes, grads);
+impl WeightedLayer for LinearState {
+    fn gradients(&self, dy: &FlexTensor, nodes: [Option<NodeId>; 3], grads: &mut Gradients) {
+        linear_gradients(self, dy, nodes, grads);
     }
 }
 
@@ -330,7 +319,7 @@ impl Backward<Flex, 2> for LinearBackward {
 fn linear_gradients(
     state: &LinearState,
     dy: &FlexTensor,
-    nodes: [Option<burn::backend::autodiff::NodeId>; 3],
+    nodes: [Option<NodeId>; 3],
     grads: &mut Gradients,
 ) {
     let w_dims = state.weight.layout().shape().to_vec();
