@@ -29,6 +29,44 @@ fn assert_close<const D: usize>(what: &str, got: &Tensor<D>, want: &Tensor<D>) {
     }
 }
 
+/// A layer's output by the kernel (`fast`) against burn's (`reference`), then the gradients
+/// of its input `x`, its `weight` and its `bias` after back-propagating the same random
+/// weighting of the output through each.
+fn assert_layer_matches<const DX: usize, const DY: usize, const DW: usize>(
+    what: &str,
+    x: &Tensor<DX>,
+    fast: Tensor<DY>,
+    reference: Tensor<DY>,
+    weight: &Tensor<DW>,
+    bias: Option<&Tensor<1>>,
+) {
+    assert_close(&format!("{what}: output"), &fast, &reference);
+    let r = Tensor::<DY>::random(
+        reference.dims(),
+        Distribution::Normal(0.0, 1.0),
+        &reference.device(),
+    );
+    let g_fast = (fast * r.clone()).sum().backward();
+    let g_ref = (reference * r).sum().backward();
+    assert_close(
+        &format!("{what}: dx"),
+        &x.grad(&g_fast).unwrap(),
+        &x.grad(&g_ref).unwrap(),
+    );
+    assert_close(
+        &format!("{what}: dW"),
+        &weight.grad(&g_fast).unwrap(),
+        &weight.grad(&g_ref).unwrap(),
+    );
+    if let Some(b) = bias {
+        assert_close(
+            &format!("{what}: dbias"),
+            &b.grad(&g_fast).unwrap(),
+            &b.grad(&g_ref).unwrap(),
+        );
+    }
+}
+
 /// One convolution configuration, as `(input [b, c, h, w], c_out, kernel, stride,
 /// padding, bias)`.
 type ConvCase = (
@@ -120,28 +158,14 @@ fn conv2d_values_and_gradients_match_burn() {
             .with_bias(bias)
             .init(&device);
         let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device).require_grad();
-        let fast = kernels::conv2d(&conv, x.clone());
-        let reference = conv.forward(x.clone());
-        assert_close(&format!("case {i}: conv2d output"), &fast, &reference);
-        let r = Tensor::<4>::random(reference.dims(), Distribution::Normal(0.0, 1.0), &device);
-        let g_fast = (fast * r.clone()).sum().backward();
-        let g_ref = (reference * r).sum().backward();
-        let grad = |g| x.grad(g).expect("x requires a gradient");
-        assert_close(&format!("case {i}: dx"), &grad(&g_fast), &grad(&g_ref));
-        let weight = conv.weight.val();
-        assert_close(
-            &format!("case {i}: dW"),
-            &weight.grad(&g_fast).unwrap(),
-            &weight.grad(&g_ref).unwrap(),
+        assert_layer_matches(
+            &format!("case {i}: conv2d"),
+            &x,
+            kernels::conv2d(&conv, x.clone()),
+            conv.forward(x.clone()),
+            &conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()).as_ref(),
         );
-        if let Some(b) = &conv.bias {
-            let b = b.val();
-            assert_close(
-                &format!("case {i}: dbias"),
-                &b.grad(&g_fast).unwrap(),
-                &b.grad(&g_ref).unwrap(),
-            );
-        }
         // Without autodiff (a model in evaluation).
         let conv = conv.valid();
         let x = x.inner();
@@ -170,28 +194,17 @@ fn conv_transpose2d_values_and_gradients_match_burn() {
             .with_padding_out(padding_out)
             .init(&device);
         let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device).require_grad();
-        let fast = kernels::conv_transpose2d(&conv, x.clone());
-        let reference = conv.forward(x.clone());
-        assert_close(&format!("case {i}: output"), &fast, &reference);
-        let r = Tensor::<4>::random(reference.dims(), Distribution::Normal(0.0, 1.0), &device);
-        let g_fast = (fast * r.clone()).sum().backward();
-        let g_ref = (reference * r).sum().backward();
-        assert_close(
-            &format!("case {i}: dx"),
-            &x.grad(&g_fast).unwrap(),
-            &x.grad(&g_ref).unwrap(),
-        );
-        let weight = conv.weight.val();
-        assert_close(
-            &format!("case {i}: dW"),
-            &weight.grad(&g_fast).unwrap(),
-            &weight.grad(&g_ref).unwrap(),
-        );
-        let bias = conv.bias.as_ref().unwrap().val();
-        assert_close(
-            &format!("case {i}: dbias"),
-            &bias.grad(&g_fast).unwrap(),
-            &bias.grad(&g_ref).unwrap(),
+        let bias = conv
+            .bias
+            .as_ref()
+            .expect("transposed convolutions here have a bias");
+        assert_layer_matches(
+            &format!("case {i}"),
+            &x,
+            kernels::conv_transpose2d(&conv, x.clone()),
+            conv.forward(x.clone()),
+            &conv.weight.val(),
+            Some(&bias.val()),
         );
         let conv = conv.valid();
         let x = x.inner();
@@ -274,61 +287,34 @@ fn group_norm_values_and_gradients_match_burn() {
     }
 }
 
-/// A linear layer against burn's `Linear::forward`, with and without a bias, on inputs of
-/// one batch of 6 rows and of 2 batches of 3 (rank 3): values and the gradients of the
-/// input, the weight and the bias, with and without autodiff.
+/// A linear layer against burn's `Linear::forward`, with a bias on a rank-2 input and
+/// without one on a rank-3 input: values and the gradients of the input, the weight and
+/// the bias, with and without autodiff.
 #[test]
 fn linear_values_and_gradients_match_burn() {
-    let device = device().autodiff();
-    for (bias, dims) in [(true, vec![6, 5]), (false, vec![2, 3, 5])] {
+    fn check<const D: usize>(dims: [usize; D], bias: bool) {
+        let device = device().autodiff();
         let layer = LinearConfig::new(5, 4).with_bias(bias).init(&device);
-        let x = Tensor::<1>::random(
-            [dims.iter().product::<usize>()],
-            Distribution::Normal(0.0, 1.0),
-            &device,
+        let x = Tensor::<D>::random(dims, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let what = format!("input {dims:?}, bias {bias}");
+        assert_layer_matches(
+            &what,
+            &x,
+            kernels::linear(&layer, x.clone()),
+            layer.forward(x.clone()),
+            &layer.weight.val(),
+            layer.bias.as_ref().map(|b| b.val()).as_ref(),
         );
-        let check = |x: Tensor<3>, what: &str| {
-            let x = x.require_grad();
-            let fast = kernels::linear(&layer, x.clone());
-            let reference = layer.forward(x.clone());
-            assert_close(&format!("{what}: output"), &fast, &reference);
-            let r = Tensor::<3>::random(reference.dims(), Distribution::Normal(0.0, 1.0), &device);
-            let g_fast = (fast * r.clone()).sum().backward();
-            let g_ref = (reference * r).sum().backward();
-            assert_close(
-                &format!("{what}: dx"),
-                &x.grad(&g_fast).unwrap(),
-                &x.grad(&g_ref).unwrap(),
-            );
-            let w = layer.weight.val();
-            assert_close(
-                &format!("{what}: dW"),
-                &w.grad(&g_fast).unwrap(),
-                &w.grad(&g_ref).unwrap(),
-            );
-            if let Some(b) = &layer.bias {
-                let b = b.val();
-                assert_close(
-                    &format!("{what}: db"),
-                    &b.grad(&g_fast).unwrap(),
-                    &b.grad(&g_ref).unwrap(),
-                );
-            }
-            let plain = layer.valid();
-            let x = x.inner();
-            assert_close(
-                &format!("{what}: output, no autodiff"),
-                &kernels::linear(&plain, x.clone()),
-                &plain.forward(x),
-            );
-        };
-        let [a, b] = [dims[dims.len() - 2], dims[dims.len() - 1]];
-        let lead = dims.iter().product::<usize>() / (a * b);
-        check(
-            x.reshape([lead, a, b]),
-            &format!("input {dims:?}, bias {bias}"),
+        let layer = layer.valid();
+        let x = x.inner();
+        assert_close(
+            &format!("{what}: output, no autodiff"),
+            &kernels::linear(&layer, x.clone()),
+            &layer.forward(x),
         );
     }
+    check([6, 5], true);
+    check([2, 3, 5], false);
 }
 
 /// Nearest-neighbour upsampling against burn's `reshape → expand → reshape`, values and

@@ -2,12 +2,12 @@
 //! out of [`Tensor`]s, running the slice kernels, and recording the autodiff nodes whose
 //! backward passes call the slice kernels again.
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use std::fmt::Debug;
 use std::marker::PhantomData;
 
 use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
@@ -19,7 +19,7 @@ use super::adam;
 use super::bernoulli;
 use super::conv2d::{self, ConvShape};
 use super::group_norm::{self, GroupShape};
-use super::linear as linear_kernels;
+use super::linear::{self};
 use super::upsample;
 
 /// An autodiff tensor on flex (no gradient checkpointing).
@@ -278,8 +278,7 @@ pub(super) fn linear<const D: usize>(
             Some(b) => Some(flex_of(b)?),
             None => None,
         };
-        let y =
-            linear_kernels::forward(values(&x), values(&w), b.as_ref().map(values), d_in, d_out);
+        let y = linear::forward(values(&x), values(&w), b.as_ref().map(values), d_in, d_out);
         return Some(Tensor::from_primitive::<Flex>(tensor_of(y, &dims)));
     }
     let (x, w) = (autodiff_of(x)?, autodiff_of(weight)?);
@@ -291,7 +290,7 @@ pub(super) fn linear<const D: usize>(
         x: contiguous(&x),
         weight: contiguous(&w),
     };
-    let y = linear_kernels::forward(
+    let y = linear::forward(
         values(&state.x),
         values(&state.weight),
         b.as_ref().map(contiguous).as_ref().map(values),
@@ -327,11 +326,11 @@ fn linear_gradients(
     let [node_x, node_w, node_b] = nodes;
     let (dy, x, w) = (values(dy), values(&state.x), values(&state.weight));
     if let Some(id) = node_x {
-        let dx = linear_kernels::backward_input(dy, w, d_in, d_out);
+        let dx = linear::backward_input(dy, w, d_in, d_out);
         grads.register::<Flex>(id, tensor_of(dx, &state.x.layout().shape().to_vec()));
     }
     if node_w.is_some() || node_b.is_some() {
-        let (dw, db) = linear_kernels::backward_weight(x, dy, d_in, d_out);
+        let (dw, db) = linear::backward_weight(x, dy, d_in, d_out);
         if let Some(id) = node_w {
             grads.register::<Flex>(id, tensor_of(dw, &w_dims));
         }

@@ -383,16 +383,19 @@ fn transform_outputs_generic(
     let t = tiles.per_image();
     let t_all = n * t;
     let plane_len = s.out_pixels();
-    let [y00, y01, y10, y11, mut z @ ..] = split_n::<12>(scratch_y, t);
+    // z_{i,j} for the four rows i and two columns j of the tiles, then the outputs Y_{a,j}.
+    let [y00, y01, y10, y11, z00, z01, z10, z11, z20, z21, z30, z31] = split_n::<12>(scratch_y, t);
     for b in 0..n {
         for o in 0..s.c_out {
             let row = |xi: usize| &m[(xi * s.c_out + o) * t_all + b * t..][..t];
-            // z_{i,0}, z_{i,1} at z[2i], z[2i + 1].
-            for i in 0..4 {
+            let z_rows = [
+                (&mut *z00, &mut *z01),
+                (&mut *z10, &mut *z11),
+                (&mut *z20, &mut *z21),
+                (&mut *z30, &mut *z31),
+            ];
+            for (i, (z0, z1)) in z_rows.into_iter().enumerate() {
                 let (m0, m1, m2, m3) = (row(4 * i), row(4 * i + 1), row(4 * i + 2), row(4 * i + 3));
-                let [z0, z1] = &mut z[2 * i..2 * i + 2] else {
-                    unreachable!()
-                };
                 for ((z0, z1), ((m0, m1), (m2, m3))) in z0
                     .iter_mut()
                     .zip(z1.iter_mut())
@@ -402,11 +405,11 @@ fn transform_outputs_generic(
                     *z1 = m1 - m2 - m3;
                 }
             }
-            for (j, (top, bottom)) in [(&mut *y00, &mut *y10), (&mut *y01, &mut *y11)]
-                .into_iter()
-                .enumerate()
-            {
-                let (z0, z1, z2, z3) = (&*z[j], &*z[2 + j], &*z[4 + j], &*z[6 + j]);
+            let columns = [
+                ((&mut *y00, &mut *y10), [&*z00, &*z10, &*z20, &*z30]),
+                ((&mut *y01, &mut *y11), [&*z01, &*z11, &*z21, &*z31]),
+            ];
+            for ((top, bottom), [z0, z1, z2, z3]) in columns {
                 for ((top, bottom), ((z0, z1), (z2, z3))) in top
                     .iter_mut()
                     .zip(bottom.iter_mut())
@@ -491,10 +494,11 @@ fn transform_output_gradients_generic(
     let t = tiles.per_image();
     let t_all = n * t;
     let plane_len = s.out_pixels();
+    // The output gradient split by row and column parity, per tile (d_{a,j}), and A along
+    // the tiles' rows (q_{a,i}).
+    let [d00, d01, d10, d11, q00, q01, q02, q03, q10, q11, q12, q13] = split_n::<12>(scratch_y, t);
     for b in 0..n {
         for o in 0..s.c_out {
-            // The output gradient split by row and column parity, per tile.
-            let [d00, d01, d10, d11, mut q @ ..] = split_n::<12>(scratch_y, t);
             for d in [&mut *d00, &mut *d01, &mut *d10, &mut *d11] {
                 d.fill(0.0);
             }
@@ -515,11 +519,12 @@ fn transform_output_gradients_generic(
                     odd[k] = pair.get(1).copied().unwrap_or(0.0);
                 }
             }
-            // A along the rows: q_a = A (d_{a,0}, d_{a,1}) at q[4a ..].
-            for (a, (d0, d1)) in [(&*d00, &*d01), (&*d10, &*d11)].into_iter().enumerate() {
-                let [q0, q1, q2, q3] = &mut q[4 * a..4 * a + 4] else {
-                    unreachable!()
-                };
+            // q_a = A (d_{a,0}, d_{a,1}).
+            let rows = [
+                ((&*d00, &*d01), [&mut *q00, &mut *q01, &mut *q02, &mut *q03]),
+                ((&*d10, &*d11), [&mut *q10, &mut *q11, &mut *q12, &mut *q13]),
+            ];
+            for ((d0, d1), [q0, q1, q2, q3]) in rows {
                 for ((q0, q1), ((q2, q3), (d0, d1))) in q0
                     .iter_mut()
                     .zip(q1.iter_mut())
@@ -532,8 +537,13 @@ fn transform_output_gradients_generic(
                 }
             }
             // A along the columns, into the 16 rows of m.
-            for j in 0..4 {
-                let (q0, q1) = (&*q[j], &*q[4 + j]);
+            let columns = [
+                (&*q00, &*q10),
+                (&*q01, &*q11),
+                (&*q02, &*q12),
+                (&*q03, &*q13),
+            ];
+            for (j, (q0, q1)) in columns.into_iter().enumerate() {
                 let row = |xi: usize| (xi * s.c_out + o) * t_all + b * t;
                 for (out, q0) in m[row(j)..][..t].iter_mut().zip(q0) {
                     *out = *q0;
