@@ -80,7 +80,7 @@ type ConvCase = (
 
 #[test]
 fn conv2d_values_and_gradients_match_burn() {
-    let cases: [ConvCase; 9] = [
+    let cases: [ConvCase; 11] = [
         // 3×3 stride-1 convolutions with at least 8 channels each way take Winograd's
         // F(2×2, 3×3); padding 0 makes the input gradient a flipped convolution padded by 2.
         (
@@ -147,6 +147,24 @@ fn conv2d_values_and_gradients_match_burn() {
             PaddingConfig2d::Valid,
             true,
         ),
+        // Kernel rows of at least 32 floats (`k_w·C_in`) into at least 8 channels take
+        // the channels-last path.
+        (
+            [3, 8, 10, 10],
+            9,
+            [4, 4],
+            [2, 2],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            true,
+        ),
+        (
+            [2, 12, 9, 8],
+            8,
+            [3, 3],
+            [2, 2],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            false,
+        ),
         // `Same` padding and a dilation are not the kernels': they fall back to burn.
         ([2, 2, 6, 6], 2, [3, 3], [1, 1], PaddingConfig2d::Same, true),
     ];
@@ -185,6 +203,9 @@ fn conv_transpose2d_values_and_gradients_match_burn() {
         ([2, 3, 5, 4], 3, [3, 3], [2, 2], [1, 1], [1, 1]),
         ([4, 2, 6, 6], 5, [3, 3], [1, 1], [1, 1], [0, 0]),
         ([1, 3, 4, 5], 2, [2, 3], [1, 2], [0, 1], [0, 1]),
+        // The adjoint of a convolution on the channels-last path (8 channels × 4 columns
+        // into 9).
+        ([3, 9, 5, 5], 8, [4, 4], [2, 2], [1, 1], [0, 0]),
     ];
     let device = device().autodiff();
     for (i, (dims, c_out, kernel, stride, padding, padding_out)) in cases.into_iter().enumerate() {

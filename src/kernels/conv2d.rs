@@ -13,14 +13,15 @@
 //! convolution's input gradient, and its backward passes are the convolution's forward
 //! pass and weight gradient with the roles of input and output exchanged. 3×3 stride-1
 //! convolutions with enough channels go to [`winograd`](super::winograd) instead (forward
-//! pass and weight gradient; the input gradient is such a convolution too).
+//! pass and weight gradient; the input gradient is such a convolution too), and other
+//! kernels whose rows span enough channels to [`channels_last`](super::channels_last).
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use super::matmul::{MatRef, matmul};
-use super::winograd;
+use super::{channels_last, winograd};
 
 /// The shape of one convolution `x [B, C_in, H_in, W_in] → y [B, C_out, H_out, W_out]`
 /// with a `[C_out, C_in, k_h, k_w]` kernel (no groups, no dilation).
@@ -60,7 +61,7 @@ impl ConvShape {
     }
 
     /// A 1×1 convolution that keeps the image: the patch matrix is the image itself.
-    fn is_pointwise(&self) -> bool {
+    pub(super) fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1]
             && self.stride == [1, 1]
             && self.pad == [0, 0]
@@ -330,6 +331,9 @@ pub(crate) fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f
     if winograd::applies(s) {
         return winograd::forward(s, x, weight, bias);
     }
+    if !s.is_pointwise() && channels_last::applies(s) {
+        return channels_last::forward(s, x, weight, bias);
+    }
     forward_in_tiles(s, x, weight, bias, rows_per_tile(s))
 }
 
@@ -424,6 +428,9 @@ pub(crate) fn backward_input(s: &ConvShape, dy: &[f32], weight: &[f32]) -> Vec<f
     {
         return forward(&shape, dy, &w, None);
     }
+    if !s.is_pointwise() && channels_last::applies(s) {
+        return channels_last::backward_input(s, dy, weight);
+    }
     let (k, p) = (s.patch_len(), s.out_pixels());
     let mut dx = vec![0.0; s.batch * s.in_len()];
     let buffer_len = if s.is_pointwise() { 0 } else { k * p };
@@ -456,7 +463,11 @@ pub(crate) fn backward_weight(
     if winograd::applies(s) {
         return winograd::backward_weight(s, x, dy, with_bias);
     }
-    let (dw, db, _) = weight_gradient_and_forward(s, x, dy, with_bias, None);
+    let (dw, db, _) = if !s.is_pointwise() && channels_last::applies(s) {
+        channels_last::weight_gradient_and_forward(s, x, dy, with_bias, None)
+    } else {
+        weight_gradient_and_forward(s, x, dy, with_bias, None)
+    };
     (dw, db)
 }
 
@@ -470,7 +481,11 @@ pub(crate) fn forward_and_backward_weight(
     weight: &[f32],
     g: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
-    let (dw, _, y) = weight_gradient_and_forward(s, x, g, false, Some(weight));
+    let (dw, _, y) = if !s.is_pointwise() && channels_last::applies(s) {
+        channels_last::weight_gradient_and_forward(s, x, g, false, Some(weight))
+    } else {
+        weight_gradient_and_forward(s, x, g, false, Some(weight))
+    };
     (y.unwrap_or_default(), dw)
 }
 
@@ -628,27 +643,34 @@ mod tests {
     /// The forward pass against the direct sum, and both backward passes against the
     /// adjoint identities `⟨dy, conv(x)⟩ = ⟨backward_input(dy), x⟩ = ⟨backward_weight, W⟩`
     /// (bias 0), for strides 1 and 2, asymmetric padding and a 1×1 kernel (the stride-1
-    /// cases take the input gradient from the flipped-kernel convolution). Tolerance:
-    /// f32 sums of at most 48 products of values in [−1, 1], 1e-4 absolute.
+    /// cases take the input gradient from the flipped-kernel convolution), on the
+    /// image-major im2col path and the channels-last one. Tolerance: f32 sums of at most
+    /// 105 products of values in [−1, 1] (rounding error about 1e-5), 1e-4 absolute.
     #[test]
     fn forward_and_adjoints_match_direct_sums() {
         let shapes = [
-            (3, 2, 5, 4, [3, 3], [1, 1], [1, 1], 5, 4),
-            (2, 3, 7, 6, [4, 4], [2, 2], [1, 1], 3, 3),
-            (1, 4, 6, 6, [3, 3], [2, 1], [0, 2], 2, 8),
-            (4, 5, 3, 3, [1, 1], [1, 1], [0, 0], 3, 3),
-            (2, 3, 6, 5, [3, 2], [1, 1], [2, 0], 6, 4),
-            (2, 2, 5, 6, [3, 3], [1, 1], [2, 2], 5, 6),
-            (2, 2, 1, 3, [3, 3], [1, 1], [1, 1], 1, 3),
-            (1, 2, 2, 1, [3, 3], [1, 1], [1, 1], 2, 1),
+            (3, 2, 5, 4, [3, 3], [1, 1], [1, 1], 5, 4, 3),
+            (2, 3, 7, 6, [4, 4], [2, 2], [1, 1], 3, 3, 3),
+            (1, 4, 6, 6, [3, 3], [2, 1], [0, 2], 2, 8, 3),
+            (4, 5, 3, 3, [1, 1], [1, 1], [0, 0], 3, 3, 3),
+            (2, 3, 6, 5, [3, 2], [1, 1], [2, 0], 6, 4, 3),
+            (2, 2, 5, 6, [3, 3], [1, 1], [2, 2], 5, 6, 3),
+            (2, 2, 1, 3, [3, 3], [1, 1], [1, 1], 1, 3, 3),
+            (1, 2, 2, 1, [3, 3], [1, 1], [1, 1], 2, 1, 3),
+            // Kernel rows of at least 32 floats and 8 output channels: the channels-last path.
+            (3, 8, 7, 6, [4, 4], [2, 2], [1, 1], 3, 3, 9),
+            (2, 8, 6, 7, [4, 4], [2, 2], [1, 1], 4, 4, 9),
+            (5, 11, 5, 5, [3, 3], [2, 2], [1, 1], 3, 3, 9),
+            (2, 16, 4, 5, [2, 2], [1, 2], [0, 1], 3, 3, 9),
+            (2, 7, 5, 4, [3, 5], [1, 1], [1, 2], 5, 4, 9),
         ];
-        for (batch, c_in, h_in, w_in, kernel, stride, pad, h_out, w_out) in shapes {
+        for (batch, c_in, h_in, w_in, kernel, stride, pad, h_out, w_out, c_out) in shapes {
             let s = ConvShape {
                 batch,
                 c_in,
                 h_in,
                 w_in,
-                c_out: 3,
+                c_out,
                 h_out,
                 w_out,
                 kernel,

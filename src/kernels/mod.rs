@@ -7,7 +7,9 @@
 //! convolution and a second convolution whose kernel is the whole output image, and a
 //! group normalisation as about ten element-wise passes on one thread. The kernels here
 //! compute the same functions by im2col and one `gemm` call per image (both backward
-//! passes included) or, for 3×3 stride-1 convolutions with at least 8 channels each way
+//! passes included), by a channels-last patch matrix over a tile of images where a kernel
+//! row spans at least 32 floats (`k_w·C_in`), or, for 3×3 stride-1 convolutions with at
+//! least 8 channels each way
 //! (the DDPM U-Net's), by Winograd's F(2×2, 3×3) minimal filtering with 2.25× fewer
 //! multiplications; the normalisation in one pass forward and two backward, parallel over
 //! images; and the Adam update in one pass per parameter. They take burn's own modules,
@@ -39,6 +41,8 @@ mod adam;
 #[cfg(feature = "flex")]
 mod bernoulli;
 #[cfg(feature = "flex")]
+mod channels_last;
+#[cfg(feature = "flex")]
 mod conv2d;
 #[cfg(feature = "flex")]
 mod fast_math;
@@ -50,6 +54,8 @@ mod group_norm;
 mod linear;
 #[cfg(feature = "flex")]
 mod matmul;
+#[cfg(feature = "flex")]
+mod scratch;
 #[cfg(feature = "flex")]
 mod upsample;
 #[cfg(feature = "flex")]

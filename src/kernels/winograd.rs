@@ -25,12 +25,11 @@
 //! The transforms' entries are 0, ±1 and ±1/2, so the results agree with the direct sum
 //! to a few f32 roundings (`tests/kernels.rs`, and the unit test below).
 
-use std::cell::RefCell;
-
 use rayon::prelude::*;
 
 use super::conv2d::ConvShape;
 use super::matmul::{MatRef, matmul};
+use super::scratch;
 
 /// Entries of a transformed 4×4 tile.
 const XI: usize = 16;
@@ -147,30 +146,14 @@ struct Scratch<'a> {
 }
 
 impl<'a> Scratch<'a> {
-    /// The four parts of `buffer`, of the lengths `lens`.
-    fn split(buffer: &'a mut [f32], lens: [usize; 4]) -> Self {
-        let (planes, rest) = buffer.split_at_mut(lens[0]);
-        let (v, rest) = rest.split_at_mut(lens[1]);
-        let (m, rest) = rest.split_at_mut(lens[2]);
-        Scratch {
-            planes,
-            v,
-            m,
-            y: &mut rest[..lens[3]],
-        }
+    /// The four parts in [`with_scratch`]'s order.
+    fn new([planes, v, m, y]: [&'a mut [f32]; 4]) -> Self {
+        Scratch { planes, v, m, y }
     }
 }
 
-thread_local! {
-    /// Each thread's scratch buffer, kept between calls and only ever grown: allocating and
-    /// zeroing a fresh megabyte per task was 5% of a U-Net sampling step. Every transform
-    /// writes the entries it later reads (or clears them itself), so stale values from an
-    /// earlier call are never used.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` with scratch space for `images` images of `s`, from this thread's buffer (or
-/// a fresh one, should the buffer already be in use further up this thread's stack).
+/// Runs `f` with scratch space for `images` images of `s`, from this thread's buffer
+/// (see [`scratch::with_scratch`]).
 fn with_scratch<R>(s: &ConvShape, tiles: Tiles, images: usize, f: impl FnOnce(Scratch) -> R) -> R {
     let t_all = images * tiles.per_image();
     let lens = [
@@ -179,26 +162,7 @@ fn with_scratch<R>(s: &ConvShape, tiles: Tiles, images: usize, f: impl FnOnce(Sc
         XI * s.c_out * t_all,
         12 * tiles.per_image(),
     ];
-    let total = lens.iter().sum();
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => {
-            if buffer.len() < total {
-                buffer.resize(total, 0.0);
-            }
-            f(Scratch::split(&mut buffer, lens))
-        }
-        Err(_) => f(Scratch::split(&mut vec![0.0; total], lens)),
-    })
-}
-
-/// `N` consecutive slices of `len` from the start of `buffer`.
-fn split_n<const N: usize>(buffer: &mut [f32], len: usize) -> [&mut [f32]; N] {
-    let mut rest = buffer;
-    std::array::from_fn(|_| {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
-        rest = tail;
-        head
-    })
+    scratch::with_scratch(lens, |parts| f(Scratch::new(parts)))
 }
 
 /// `V_ξ[c, t] = (Bᵀ d_t B)_ξ` for the images `x` (`[n, C_in, H_in, W_in]`) into `v`
@@ -284,7 +248,7 @@ fn transform_inputs_generic(s: &ConvShape, tiles: Tiles, x: &[f32], scratch: &mu
             for pr in 0..2 {
                 let e = &quarters[2 * pr * q_len..][..lanes + 1];
                 let o = &quarters[(2 * pr + 1) * q_len..][..lanes + 1];
-                let [w0, w1, w2, w3] = split_n::<4>(&mut rows_t[4 * pr * q_len..], q_len);
+                let [w0, w1, w2, w3] = scratch::split(&mut rows_t[4 * pr * q_len..], [q_len; 4]);
                 let (w0, w1, w2, w3) = (
                     &mut w0[..lanes],
                     &mut w1[..lanes],
@@ -384,7 +348,8 @@ fn transform_outputs_generic(
     let t_all = n * t;
     let plane_len = s.out_pixels();
     // z_{i,j} for the four rows i and two columns j of the tiles, then the outputs Y_{a,j}.
-    let [y00, y01, y10, y11, z00, z01, z10, z11, z20, z21, z30, z31] = split_n::<12>(scratch_y, t);
+    let [y00, y01, y10, y11, z00, z01, z10, z11, z20, z21, z30, z31] =
+        scratch::split(scratch_y, [t; 12]);
     for b in 0..n {
         for o in 0..s.c_out {
             let row = |xi: usize| &m[(xi * s.c_out + o) * t_all + b * t..][..t];
@@ -496,7 +461,8 @@ fn transform_output_gradients_generic(
     let plane_len = s.out_pixels();
     // The output gradient split by row and column parity, per tile (d_{a,j}), and A along
     // the tiles' rows (q_{a,i}).
-    let [d00, d01, d10, d11, q00, q01, q02, q03, q10, q11, q12, q13] = split_n::<12>(scratch_y, t);
+    let [d00, d01, d10, d11, q00, q01, q02, q03, q10, q11, q12, q13] =
+        scratch::split(scratch_y, [t; 12]);
     for b in 0..n {
         for o in 0..s.c_out {
             for d in [&mut *d00, &mut *d01, &mut *d10, &mut *d11] {
