@@ -15,7 +15,9 @@ use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
 use burn::nn::{GroupNormConfig, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Distribution, Tensor, activation};
 use common::{device, host};
+use elbo::PosteriorHead;
 use elbo::kernels;
+use elbo::models::GaussianHead;
 
 fn assert_close<const D: usize>(what: &str, got: &Tensor<D>, want: &Tensor<D>) {
     assert_eq!(got.dims(), want.dims(), "{what}: shape");
@@ -336,6 +338,74 @@ fn linear_values_and_gradients_match_burn() {
     }
     check([6, 5], true);
     check([2, 3, 5], false);
+}
+
+/// `kernels::affine` (weights given as tensors) against burn's `matmul` plus the bias:
+/// values and the gradients of the input, the weight and the bias, on rank-2 and rank-3
+/// inputs, with and without a bias.
+#[test]
+fn affine_values_and_gradients_match_burn() {
+    fn check<const D: usize>(dims: [usize; D], bias: bool) {
+        let ad = device().autodiff();
+        let normal = Distribution::Normal(0.0, 1.0);
+        let x = Tensor::<D>::random(dims, normal, &ad).require_grad();
+        let w = Tensor::<2>::random([dims[D - 1], 6], normal, &ad).require_grad();
+        let b = bias.then(|| Tensor::<1>::random([6], normal, &ad).require_grad());
+        let reference = x.clone().matmul(w.clone().unsqueeze());
+        let reference = match &b {
+            Some(b) => reference + b.clone().unsqueeze(),
+            None => reference,
+        };
+        assert_layer_matches(
+            &format!("affine, input {dims:?}, bias {bias}"),
+            &x,
+            kernels::affine(x.clone(), w.clone(), b.clone()),
+            reference,
+            &w,
+            b.as_ref(),
+        );
+    }
+    check([6, 5], true);
+    check([2, 3, 5], false);
+}
+
+/// The Gaussian posterior head, which runs its two linear maps as one product on their
+/// weights side by side, against the two maps applied apart by burn's `Linear`: the mean
+/// and log-variance, and the gradients of the features and of all four parameters.
+#[test]
+fn gaussian_head_matches_its_two_linear_maps() {
+    let ad = device().autodiff();
+    let head = GaussianHead::new(9, 4, &ad).unwrap();
+    let x = Tensor::<2>::random([5, 9], Distribution::Normal(0.0, 1.0), &ad).require_grad();
+    let q = head.posterior(x.clone());
+    let (mean, log_var) = (q.loc(), q.log_var());
+    let (want_mean, want_log_var) = (
+        head.mean.forward(x.clone()),
+        head.log_var.forward(x.clone()),
+    );
+    assert_close("mean", &mean, &want_mean);
+    assert_close("log_var", &log_var, &want_log_var);
+    let r = Tensor::<2>::random([5, 8], Distribution::Normal(0.0, 1.0), &ad);
+    let weigh = |m: Tensor<2>, v: Tensor<2>| {
+        (m * r.clone().narrow(1, 0, 4) + v * r.clone().narrow(1, 4, 4))
+            .sum()
+            .backward()
+    };
+    let (g, g_ref) = (weigh(mean, log_var), weigh(want_mean, want_log_var));
+    assert_close("d features", &x.grad(&g).unwrap(), &x.grad(&g_ref).unwrap());
+    for (name, layer) in [("mean", &head.mean), ("log_var", &head.log_var)] {
+        let (w, b) = (layer.weight.val(), layer.bias.as_ref().unwrap().val());
+        assert_close(
+            &format!("d W_{name}"),
+            &w.grad(&g).unwrap(),
+            &w.grad(&g_ref).unwrap(),
+        );
+        assert_close(
+            &format!("d b_{name}"),
+            &b.grad(&g).unwrap(),
+            &b.grad(&g_ref).unwrap(),
+        );
+    }
 }
 
 /// Nearest-neighbour upsampling against burn's `reshape → expand → reshape`, values and

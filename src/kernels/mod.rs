@@ -128,6 +128,35 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     layer.forward(x)
 }
 
+/// `x W + b` over the last dimension of `x` (`[.., d_in]`) for a weight `[d_in, d_out]`
+/// and bias `[d_out]` given as tensors: what [`linear`] computes from a `Linear`, for
+/// parameters assembled on the fly (the Gaussian posterior head runs its two linear maps
+/// as one, on their weights side by side).
+///
+/// # Panics
+/// If the last dimension of `x` is not `d_in`, or the bias is not `[d_out]`.
+pub fn affine<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if D >= 2
+        && x.dims()[D - 1] == weight.dims()[0]
+        && bias
+            .as_ref()
+            .is_none_or(|b| b.dims()[0] == weight.dims()[1])
+        && let Some(y) = flex::linear(&x, &weight, bias.clone())
+    {
+        return y;
+    }
+    let y = x.matmul(weight.unsqueeze());
+    match bias {
+        Some(b) => y + b.unsqueeze(),
+        None => y,
+    }
+}
+
 /// Nearest-neighbour upsampling by 2, `[b, c, h, w] → [b, c, 2h, 2w]`: every pixel
 /// repeated into a 2×2 block.
 pub fn upsample_nearest2(x: Tensor<4>) -> Tensor<4> {

@@ -107,9 +107,24 @@ impl PosteriorHead for GaussianHead {
         self.mean.weight.dims()[0]
     }
 
+    /// Both maps as one product `features · [W_μ | W_logσ²] + [b_μ | b_logσ²]`, split after:
+    /// the features are read once, and their gradient is one product instead of two
+    /// products and a sum.
     fn posterior(&self, features: Tensor<2>) -> DiagNormal<2> {
-        let mean = kernels::linear(&self.mean, features.clone());
-        let log_var = kernels::linear(&self.log_var, features);
+        let (mean, log_var) = match (&self.mean.bias, &self.log_var.bias) {
+            (Some(b_mean), Some(b_log_var)) => {
+                let weight =
+                    Tensor::cat(vec![self.mean.weight.val(), self.log_var.weight.val()], 1);
+                let bias = Tensor::cat(vec![b_mean.val(), b_log_var.val()], 0);
+                let both = kernels::affine(features, weight, Some(bias));
+                let d = self.mean.weight.dims()[1];
+                (both.clone().narrow(1, 0, d), both.narrow(1, d, d))
+            }
+            _ => (
+                kernels::linear(&self.mean, features.clone()),
+                kernels::linear(&self.log_var, features),
+            ),
+        };
         DiagNormal::new(mean, log_var).expect("both heads have the latent width")
     }
 }
