@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use super::conv2d::ConvShape;
 use super::matmul::{MatRef, matmul};
 use super::scratch::with_scratch;
+use super::sums::sum_by;
 
 /// The shortest kernel-row run (`k_w·C_in` floats) this path takes: below it the
 /// image-major im2col's copies (one per output row, of `W_out` floats) are as long.
@@ -342,7 +343,7 @@ pub(crate) fn weight_gradient_and_forward(
             let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
             for dy_b in dy_t.chunks_exact(s.out_len()) {
                 for (sum, row) in db.iter_mut().zip(dy_b.chunks_exact(pixels)) {
-                    *sum += row.iter().map(|&v| v as f64).sum::<f64>();
+                    *sum += sum_by(row, |v| v);
                 }
             }
             (dw, db, y)

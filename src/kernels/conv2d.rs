@@ -21,6 +21,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::matmul::{MatRef, matmul};
+use super::sums::sum_by;
 use super::{channels_last, winograd};
 
 /// The shape of one convolution `x [B, C_in, H_in, W_in] → y [B, C_out, H_out, W_out]`
@@ -552,7 +553,7 @@ fn weight_gradient_and_forward(
                     parallel_products,
                 );
                 for (sum, row) in db.iter_mut().zip(dy_b.chunks(p)) {
-                    *sum += row.iter().map(|&v| v as f64).sum::<f64>();
+                    *sum += sum_by(row, |v| v);
                 }
             }
             (dw_t, db, y)
@@ -589,7 +590,7 @@ pub(crate) fn channel_sums(t: &[f32], batch: usize, channels: usize, pixels: usi
     let mut sums = vec![0.0f64; channels];
     for image in t.chunks(channels * pixels).take(batch) {
         for (sum, row) in sums.iter_mut().zip(image.chunks(pixels)) {
-            *sum += row.iter().map(|&v| v as f64).sum::<f64>();
+            *sum += sum_by(row, |v| v);
         }
     }
     sums.into_iter().map(|v| v as f32).collect()

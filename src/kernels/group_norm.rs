@@ -17,6 +17,7 @@
 use rayon::prelude::*;
 
 use super::fast_math::sigmoid;
+use super::sums::{BLOCK, sum_by};
 
 /// `x [batch, channels, pixels]` in `groups` groups of `channels / groups` channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,29 +37,6 @@ impl GroupShape {
     fn group_len(&self) -> usize {
         self.channels_per_group() * self.pixels
     }
-}
-
-/// Values added per f32 partial sum before it joins the f64 total.
-const BLOCK: usize = 256;
-
-/// `Σ f(v)` over `x` in f64: f32 partial sums over 8 lanes within blocks of [`BLOCK`]
-/// values (so the loop vectorises), added up in f64.
-#[inline(always)]
-fn sum_by(x: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    x.chunks(BLOCK)
-        .map(|block| {
-            let mut lanes = [0f32; 8];
-            let mut chunks = block.chunks_exact(8);
-            for chunk in &mut chunks {
-                let chunk: &[f32; 8] = chunk.try_into().expect("chunks of 8");
-                for (lane, &v) in lanes.iter_mut().zip(chunk) {
-                    *lane += f(v);
-                }
-            }
-            let rest: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
-            lanes.iter().sum::<f32>() as f64 + rest as f64
-        })
-        .sum()
 }
 
 /// `u = a x + b`, then `silu(u)` with `silu`, from `x` into `y`.

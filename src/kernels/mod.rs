@@ -57,6 +57,8 @@ mod matmul;
 #[cfg(feature = "flex")]
 mod scratch;
 #[cfg(feature = "flex")]
+mod sums;
+#[cfg(feature = "flex")]
 mod upsample;
 #[cfg(feature = "flex")]
 mod winograd;

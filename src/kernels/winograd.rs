@@ -30,6 +30,7 @@ use rayon::prelude::*;
 use super::conv2d::ConvShape;
 use super::matmul::{MatRef, matmul};
 use super::scratch;
+use super::sums::sum_by;
 
 /// Entries of a transformed 4×4 tile.
 const XI: usize = 16;
@@ -612,7 +613,7 @@ pub(crate) fn backward_weight(
                     }
                     for image in dy_chunk.chunks_exact(s.out_len()) {
                         for (sum, plane) in db.iter_mut().zip(image.chunks_exact(s.out_pixels())) {
-                            *sum += plane.iter().map(|&v| v as f64).sum::<f64>();
+                            *sum += sum_by(plane, |v| v);
                         }
                     }
                 }
