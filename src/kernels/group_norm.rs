@@ -14,10 +14,13 @@
 //! ```
 //! where `mean_g` averages over the `N = (C/G) · pixels` values of the group.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::fast_math::sigmoid;
 use super::sums::{BLOCK, sum_by};
+use super::uninit::vec_written_by;
 
 /// `x [batch, channels, pixels]` in `groups` groups of `channels / groups` channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,15 +44,15 @@ impl GroupShape {
 
 /// `u = a x + b`, then `silu(u)` with `silu`, from `x` into `y`.
 #[inline(always)]
-fn affine(y: &mut [f32], x: &[f32], a: f32, b: f32, silu: bool) {
+fn affine(y: &mut [MaybeUninit<f32>], x: &[f32], a: f32, b: f32, silu: bool) {
     if silu {
         for (o, &v) in y.iter_mut().zip(x) {
             let u = a * v + b;
-            *o = u * sigmoid(u);
+            o.write(u * sigmoid(u));
         }
     } else {
         for (o, &v) in y.iter_mut().zip(x) {
-            *o = a * v + b;
+            o.write(a * v + b);
         }
     }
 }
@@ -115,27 +118,32 @@ pub(crate) fn forward(
     silu: bool,
 ) -> Forward {
     let (cpg, len) = (s.channels_per_group(), s.group_len());
-    let mut y = vec![0.0f32; x.len()];
-    let stats: Vec<(f32, f32)> = y
-        .par_chunks_mut(len)
-        .zip(x.par_chunks(len))
-        .enumerate()
-        .map(|(index, (y_g, x_g))| {
-            let first = (index % s.groups) * cpg;
-            let group = Group {
-                gamma: &gamma[first..first + cpg],
-                beta: &beta[first..first + cpg],
-                pixels: s.pixels,
-                silu,
-            };
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2.
-                return unsafe { group.forward_avx2(y_g, x_g, epsilon) };
-            }
-            group.forward(y_g, x_g, epsilon)
-        })
-        .collect();
+    let mut stats = Vec::new();
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        stats = y
+            .par_chunks_mut(len)
+            .zip(x.par_chunks(len))
+            .enumerate()
+            .map(|(index, (y_g, x_g))| {
+                let first = (index % s.groups) * cpg;
+                let group = Group {
+                    gamma: &gamma[first..first + cpg],
+                    beta: &beta[first..first + cpg],
+                    pixels: s.pixels,
+                    silu,
+                };
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2.
+                    return unsafe { group.forward_avx2(y_g, x_g, epsilon) };
+                }
+                group.forward(y_g, x_g, epsilon)
+            })
+            .collect();
+    };
+    // SAFETY: the groups cover the output (its length is `x`'s), and `Group::forward`
+    // writes every value of its group: `affine` over each channel's pixels.
+    let y = unsafe { vec_written_by(x.len(), fill) };
     let (mean, inv_std) = stats.into_iter().unzip();
     Forward { y, mean, inv_std }
 }
@@ -200,7 +208,7 @@ struct Group<'a> {
 impl Group<'_> {
     /// The forward step on one group's values; returns `(μ, 1/σ)`.
     #[inline(always)]
-    fn forward(&self, y_g: &mut [f32], x_g: &[f32], epsilon: f64) -> (f32, f32) {
+    fn forward(&self, y_g: &mut [MaybeUninit<f32>], x_g: &[f32], epsilon: f64) -> (f32, f32) {
         let n = x_g.len() as f64;
         let mean = sum_by(x_g, |v| v) / n;
         let m = mean as f32;
@@ -222,7 +230,12 @@ impl Group<'_> {
     /// The CPU must support AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn forward_avx2(&self, y_g: &mut [f32], x_g: &[f32], epsilon: f64) -> (f32, f32) {
+    unsafe fn forward_avx2(
+        &self,
+        y_g: &mut [MaybeUninit<f32>],
+        x_g: &[f32],
+        epsilon: f64,
+    ) -> (f32, f32) {
         self.forward(y_g, x_g, epsilon)
     }
 

@@ -25,12 +25,15 @@
 //! The transforms' entries are 0, ±1 and ±1/2, so the results agree with the direct sum
 //! to a few f32 roundings (`tests/kernels.rs`, and the unit test below).
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::conv2d::ConvShape;
 use super::matmul::{MatRef, matmul};
 use super::scratch;
 use super::sums::sum_by;
+use super::uninit::vec_written_by;
 
 /// Entries of a transformed 4×4 tile.
 const XI: usize = 16;
@@ -306,7 +309,7 @@ fn transform_outputs(
     tiles: Tiles,
     m: &[f32],
     bias: Option<&[f32]>,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
     scratch_y: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
@@ -329,7 +332,7 @@ unsafe fn transform_outputs_avx2(
     tiles: Tiles,
     m: &[f32],
     bias: Option<&[f32]>,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
     scratch_y: &mut [f32],
 ) {
     transform_outputs_generic(s, tiles, m, bias, y, scratch_y);
@@ -341,7 +344,7 @@ fn transform_outputs_generic(
     tiles: Tiles,
     m: &[f32],
     bias: Option<&[f32]>,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
     scratch_y: &mut [f32],
 ) {
     let n = y.len() / s.out_len();
@@ -399,9 +402,9 @@ fn transform_outputs_generic(
                     &odd[ty * tiles.stride..][..tiles.cols],
                 );
                 for (k, pair) in out.chunks_mut(2).enumerate() {
-                    pair[0] = even[k] + beta;
+                    pair[0].write(even[k] + beta);
                     if let Some(second) = pair.get_mut(1) {
-                        *second = odd[k] + beta;
+                        second.write(odd[k] + beta);
                     }
                 }
             }
@@ -535,37 +538,40 @@ pub(crate) fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f
     let u = transform_weights(s, weight);
     let chunk = images_per_chunk(s, tiles);
     let per_task = images_per_task(s, chunk);
-    let mut y = vec![0.0f32; s.batch * s.out_len()];
-    y.par_chunks_mut(per_task * s.out_len())
-        .enumerate()
-        .for_each(|(task, y_task)| {
-            with_scratch(s, tiles, chunk, |mut scratch| {
-                let first = task * per_task;
-                for (i, y_chunk) in y_task.chunks_mut(chunk * s.out_len()).enumerate() {
-                    let n = y_chunk.len() / s.out_len();
-                    let x_chunk = &x[(first + i * chunk) * s.in_len()..][..n * s.in_len()];
-                    let t_all = n * tiles.per_image();
-                    transform_inputs(s, tiles, x_chunk, &mut scratch);
-                    for xi in 0..XI {
-                        let u_xi = MatRef::row_major(
-                            &u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
-                            s.c_in,
-                        );
-                        let v_xi = MatRef::row_major(
-                            &scratch.v[xi * s.c_in * t_all..][..s.c_in * t_all],
-                            t_all,
-                        );
-                        let m_xi = &mut scratch.m[xi * s.c_out * t_all..][..s.c_out * t_all];
-                        matmul(
-                            m_xi, t_all, false, u_xi, v_xi, s.c_out, t_all, s.c_in, false,
-                        );
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        y.par_chunks_mut(per_task * s.out_len())
+            .enumerate()
+            .for_each(|(task, y_task)| {
+                with_scratch(s, tiles, chunk, |mut scratch| {
+                    let first = task * per_task;
+                    for (i, y_chunk) in y_task.chunks_mut(chunk * s.out_len()).enumerate() {
+                        let n = y_chunk.len() / s.out_len();
+                        let x_chunk = &x[(first + i * chunk) * s.in_len()..][..n * s.in_len()];
+                        let t_all = n * tiles.per_image();
+                        transform_inputs(s, tiles, x_chunk, &mut scratch);
+                        for xi in 0..XI {
+                            let u_xi = MatRef::row_major(
+                                &u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
+                                s.c_in,
+                            );
+                            let v_xi = MatRef::row_major(
+                                &scratch.v[xi * s.c_in * t_all..][..s.c_in * t_all],
+                                t_all,
+                            );
+                            let m_xi = &mut scratch.m[xi * s.c_out * t_all..][..s.c_out * t_all];
+                            matmul(
+                                m_xi, t_all, false, u_xi, v_xi, s.c_out, t_all, s.c_in, false,
+                            );
+                        }
+                        let m = &scratch.m[..XI * s.c_out * t_all];
+                        transform_outputs(s, tiles, m, bias, y_chunk, scratch.y);
                     }
-                    let m = &scratch.m[..XI * s.c_out * t_all];
-                    transform_outputs(s, tiles, m, bias, y_chunk, scratch.y);
-                }
-            })
-        });
-    y
+                })
+            });
+    };
+    // SAFETY: the chunks cover the output, and `transform_outputs` writes every value of
+    // its chunk (every row of every channel plane of every image in it).
+    unsafe { vec_written_by(s.batch * s.out_len(), fill) }
 }
 
 /// The weight gradient `dW` (`[C_out, C_in, 3, 3]`) of a shape that [`applies`] and, with
