@@ -24,10 +24,11 @@
 
 use rayon::prelude::*;
 
-use super::conv2d::ConvShape;
+use super::conv2d::{ConvShape, map_tasks};
 use super::matmul::{MatRef, matmul};
 use super::scratch::with_scratch;
 use super::sums::sum_by;
+use super::transpose::{transpose, transpose_strided};
 
 /// The shortest kernel-row run (`k_w·C_in` floats) this path takes: below it the
 /// image-major im2col's copies (one per output row, of `W_out` floats) are as long.
@@ -115,40 +116,40 @@ fn from_tap_major(s: &ConvShape, w: &[f32]) -> Vec<f32> {
     weight
 }
 
-/// `dst[c·rows + r] = src[r·cols + c]`: the transpose of a row-major `[rows, cols]` matrix.
-fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    for (r, row) in src.chunks_exact(cols).take(rows).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            dst[c * rows + r] = v;
-        }
-    }
-}
-
 /// Writes image `x_b` (`[C_in, H_in, W_in]`) into the inside of `xpad`; the border is
 /// left as it is (the caller zeroes it once per tile).
 fn to_channels_last(s: &ConvShape, pad: Padded, x_b: &[f32], xpad: &mut [f32]) {
-    let c_in = s.c_in;
-    for (c, plane) in x_b.chunks_exact(s.h_in * s.w_in).enumerate() {
-        for (y, row) in plane.chunks_exact(s.w_in).enumerate() {
-            let first = ((y + s.pad[0]) * pad.cols + s.pad[1]) * c_in + c;
-            for (x, &v) in row.iter().enumerate() {
-                xpad[first + x * c_in] = v;
-            }
-        }
+    // Row y of every channel, [C_in, W_in] (rows H_in·W_in apart), into padded row y + p_h
+    // as [W_in, C_in].
+    for y in 0..s.h_in {
+        let first = ((y + s.pad[0]) * pad.cols + s.pad[1]) * s.c_in;
+        let plane = s.h_in * s.w_in;
+        transpose_strided(
+            &x_b[y * s.w_in..],
+            plane,
+            s.c_in,
+            s.w_in,
+            &mut xpad[first..],
+            s.c_in,
+        );
     }
 }
 
 /// Reads the inside of `xpad` back into image `dx_b` (`[C_in, H_in, W_in]`): the adjoint
 /// of [`to_channels_last`] (the border, which holds no pixel, is dropped).
 fn from_channels_last(s: &ConvShape, pad: Padded, xpad: &[f32], dx_b: &mut [f32]) {
-    let c_in = s.c_in;
-    for (c, plane) in dx_b.chunks_exact_mut(s.h_in * s.w_in).enumerate() {
-        for (y, row) in plane.chunks_exact_mut(s.w_in).enumerate() {
-            let first = ((y + s.pad[0]) * pad.cols + s.pad[1]) * c_in + c;
-            for (x, v) in row.iter_mut().enumerate() {
-                *v = xpad[first + x * c_in];
-            }
-        }
+    // Padded row y + p_h, [W_in, C_in], into row y of every channel.
+    for y in 0..s.h_in {
+        let first = ((y + s.pad[0]) * pad.cols + s.pad[1]) * s.c_in;
+        let plane = s.h_in * s.w_in;
+        transpose_strided(
+            &xpad[first..],
+            s.c_in,
+            s.w_in,
+            s.c_in,
+            &mut dx_b[y * s.w_in..],
+            plane,
+        );
     }
 }
 
@@ -312,21 +313,27 @@ pub(crate) fn weight_gradient_and_forward(
     let tile = images_per_tile(s);
     let tiles = s.batch.div_ceil(tile);
     let parallel = tiles < rayon::current_num_threads();
+    let mut y = vec![
+        0.0f32;
+        if w.is_some() {
+            s.batch * s.out_len()
+        } else {
+            0
+        }
+    ];
     // Each tile sums its images into its own dW̃ (and bias gradient, in f64) and writes
-    // its images' outputs; the partial sums are added after.
-    let partials: Vec<(Vec<f32>, Vec<f64>, Vec<f32>)> = (0..tiles)
-        .into_par_iter()
-        .map(|t| {
+    // its images' outputs into its part of `y`; the partial sums are added after.
+    let partials: Vec<(Vec<f32>, Vec<f64>)> =
+        map_tasks(tiles, &mut y, tile * s.out_len(), |t, y| {
             let images = t * tile..((t + 1) * tile).min(s.batch);
             let (n, rows) = (images.len(), images.len() * pixels);
             let x_t = &x[images.start * s.in_len()..][..n * s.in_len()];
             let dy_t = &dy[images.start * s.out_len()..][..n * s.out_len()];
             let mut dw = vec![0.0f32; s.c_out * k];
-            let mut y = vec![0.0f32; if w.is_some() { n * s.out_len() } else { 0 }];
             let lens = [pad.len(s), rows * k, rows * s.c_out];
             with_scratch(lens, |[xpad, p, yt]| {
                 gather_tile(s, pad, x_t, xpad, p);
-                if let Some(w) = &w {
+                if let (Some(w), Some(y)) = (&w, y) {
                     let (a, b) = (MatRef::row_major(p, k), MatRef::transposed(w, k));
                     matmul(yt, s.c_out, false, a, b, rows, s.c_out, k, parallel);
                     for (yt_b, y_b) in yt
@@ -346,20 +353,13 @@ pub(crate) fn weight_gradient_and_forward(
                     *sum += sum_by(row, |v| v);
                 }
             }
-            (dw, db, y)
-        })
-        .collect();
+            (dw, db)
+        });
     let mut dw = vec![0.0f32; s.c_out * k];
     let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
-    let mut y = Vec::with_capacity(if w.is_some() {
-        s.batch * s.out_len()
-    } else {
-        0
-    });
-    for (part_w, part_b, part_y) in partials {
+    for (part_w, part_b) in partials {
         dw.iter_mut().zip(part_w).for_each(|(a, b)| *a += b);
         db.iter_mut().zip(part_b).for_each(|(a, b)| *a += b);
-        y.extend_from_slice(&part_y);
     }
     let mut dw_t = vec![0.0f32; dw.len()];
     transpose(&dw, k, s.c_out, &mut dw_t);

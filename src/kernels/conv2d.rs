@@ -508,22 +508,21 @@ fn weight_gradient_and_forward(
     let per_task = images_per_task(s.batch);
     let tasks = s.batch.div_ceil(per_task);
     let parallel_products = tasks < rayon::current_num_threads();
+    let mut y = vec![
+        0.0f32;
+        if weight.is_some() {
+            s.batch * s.out_len()
+        } else {
+            0
+        }
+    ];
     // Each task sums its images into its own transposed gradient (and writes its images'
-    // outputs); the partial sums are added after.
-    let partials: Vec<(Vec<f32>, Vec<f64>, Vec<f32>)> = (0..tasks)
-        .into_par_iter()
-        .map(|task| {
+    // outputs into its part of `y`); the partial sums are added after.
+    let partials: Vec<(Vec<f32>, Vec<f64>)> =
+        map_tasks(tasks, &mut y, per_task * s.out_len(), |task, mut y| {
             let images = task * per_task..((task + 1) * per_task).min(s.batch);
             let mut dw_t = vec![0.0f32; k * s.c_out];
             let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
-            let mut y = vec![
-                0.0f32;
-                if weight.is_some() {
-                    images.len() * s.out_len()
-                } else {
-                    0
-                }
-            ];
             let mut cols = vec![0.0f32; if s.is_pointwise() { 0 } else { k * p }];
             for (n, b) in images.enumerate() {
                 let x_b = &x[b * s.in_len()..(b + 1) * s.in_len()];
@@ -535,7 +534,7 @@ fn weight_gradient_and_forward(
                     cols.as_slice()
                 };
                 let patches = MatRef::row_major(patches, p);
-                if let Some(weight) = weight {
+                if let (Some(weight), Some(y)) = (weight, y.as_deref_mut()) {
                     let y_b = &mut y[n * s.out_len()..(n + 1) * s.out_len()];
                     let w = MatRef::row_major(weight, k);
                     matmul(y_b, p, false, w, patches, s.c_out, p, k, parallel_products);
@@ -556,20 +555,13 @@ fn weight_gradient_and_forward(
                     *sum += sum_by(row, |v| v);
                 }
             }
-            (dw_t, db, y)
-        })
-        .collect();
+            (dw_t, db)
+        });
     let mut dw_t = vec![0.0f32; k * s.c_out];
     let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
-    let mut y = Vec::with_capacity(if weight.is_some() {
-        s.batch * s.out_len()
-    } else {
-        0
-    });
-    for (part_w, part_b, part_y) in partials {
+    for (part_w, part_b) in partials {
         dw_t.iter_mut().zip(part_w).for_each(|(a, b)| *a += b);
         db.iter_mut().zip(part_b).for_each(|(a, b)| *a += b);
-        y.extend_from_slice(&part_y);
     }
     let mut dw = vec![0.0f32; s.c_out * k];
     for (i, row) in dw_t.chunks_exact(s.c_out).enumerate() {
@@ -582,6 +574,25 @@ fn weight_gradient_and_forward(
         with_bias.then(|| db.into_iter().map(|v| v as f32).collect()),
         weight.is_some().then_some(y),
     )
+}
+
+/// `work(task, its part of out)` for `tasks` tasks in parallel, collected in task order:
+/// the parts are consecutive pieces of `chunk_len` values of `out`, or `None` for every
+/// task when `out` is empty (a pass that writes no output).
+pub(super) fn map_tasks<R: Send>(
+    tasks: usize,
+    out: &mut [f32],
+    chunk_len: usize,
+    work: impl Fn(usize, Option<&mut [f32]>) -> R + Sync + Send,
+) -> Vec<R> {
+    if out.is_empty() {
+        (0..tasks).into_par_iter().map(|t| work(t, None)).collect()
+    } else {
+        out.par_chunks_mut(chunk_len)
+            .enumerate()
+            .map(|(t, part)| work(t, Some(part)))
+            .collect()
+    }
 }
 
 /// `Σ_b Σ_pixels t[b, c, ·]` for `t` `[batch, channels, pixels]`: the bias gradient of a

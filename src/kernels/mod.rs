@@ -59,6 +59,8 @@ mod scratch;
 #[cfg(feature = "flex")]
 mod sums;
 #[cfg(feature = "flex")]
+mod transpose;
+#[cfg(feature = "flex")]
 mod uninit;
 #[cfg(feature = "flex")]
 mod upsample;
