@@ -298,6 +298,76 @@ pub(crate) fn backward_input(s: &ConvShape, dy: &[f32], weight: &[f32]) -> Vec<f
     dx
 }
 
+/// Both gradients in one pass over tiles of images: the input gradient (as
+/// [`backward_input`]) and the weight gradient with, with `with_bias`, the bias gradient
+/// (as [`weight_gradient_and_forward`]), sharing each tile's transposed output gradient.
+pub(crate) fn backward(
+    s: &ConvShape,
+    x: &[f32],
+    dy: &[f32],
+    weight: &[f32],
+    with_bias: bool,
+) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
+    let w = to_tap_major(s, weight);
+    let (k, pixels, pad) = (s.patch_len(), s.out_pixels(), Padded::new(s));
+    let tile = images_per_tile(s);
+    let parallel = s.batch.div_ceil(tile) < rayon::current_num_threads();
+    let mut dx = vec![0.0f32; s.batch * s.in_len()];
+    // Each tile writes its images' input gradients into its part of `dx` and sums its own
+    // dW̃ᵀ and bias gradient; the partial sums are added after.
+    let partials: Vec<(Vec<f32>, Vec<f64>)> = map_tasks(
+        s.batch.div_ceil(tile),
+        &mut dx,
+        tile * s.in_len(),
+        |t, dx_t| {
+            let dx_t = dx_t.expect("dx is not empty");
+            let first = t * tile;
+            let n = dx_t.len() / s.in_len();
+            let rows = n * pixels;
+            let dy_t = &dy[first * s.out_len()..][..n * s.out_len()];
+            let mut dw_t = vec![0.0f32; k * s.c_out];
+            let lens = [pad.len(s), rows * k, rows * s.c_out];
+            with_scratch(lens, |[xpad, p, dyt]| {
+                gather_tile(s, pad, &x[first * s.in_len()..][..n * s.in_len()], xpad, p);
+                transpose_tile(s, dy_t, dyt);
+                let (a, b) = (MatRef::transposed(p, k), MatRef::row_major(dyt, s.c_out));
+                matmul(&mut dw_t, s.c_out, false, a, b, k, s.c_out, rows, parallel);
+                // The patch matrix is spent: it takes dP = dYᵀ · W̃ now.
+                let (a, b) = (MatRef::row_major(dyt, s.c_out), MatRef::row_major(&w, k));
+                matmul(p, k, false, a, b, rows, k, s.c_out, parallel);
+                for (dp_b, dx_b) in p
+                    .chunks_exact(pixels * k)
+                    .zip(dx_t.chunks_exact_mut(s.in_len()))
+                {
+                    xpad.fill(0.0);
+                    scatter_patches(s, pad, dp_b, xpad);
+                    from_channels_last(s, pad, xpad, dx_b);
+                }
+            });
+            let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
+            for dy_b in dy_t.chunks_exact(s.out_len()) {
+                for (sum, row) in db.iter_mut().zip(dy_b.chunks_exact(pixels)) {
+                    *sum += sum_by(row, |v| v);
+                }
+            }
+            (dw_t, db)
+        },
+    );
+    let mut dw_t = vec![0.0f32; s.c_out * k];
+    let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
+    for (part_w, part_b) in partials {
+        dw_t.iter_mut().zip(part_w).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(part_b).for_each(|(a, b)| *a += b);
+    }
+    let mut dw = vec![0.0f32; dw_t.len()];
+    transpose(&dw_t, k, s.c_out, &mut dw);
+    (
+        dx,
+        from_tap_major(s, &dw),
+        with_bias.then(|| db.into_iter().map(|v| v as f32).collect()),
+    )
+}
+
 /// The weight gradient `dW` (`[C_out, C_in, k_h, k_w]`), with `with_bias` the bias
 /// gradient, and with `weight` also the convolution `W ⋆ x` (no bias) from the same patch
 /// matrices (the two passes of a transposed convolution's backward).

@@ -453,6 +453,25 @@ pub(crate) fn backward_input(s: &ConvShape, dy: &[f32], weight: &[f32]) -> Vec<f
     dx
 }
 
+/// Both backward passes of a convolution: the input gradient (as [`backward_input`]), the
+/// weight gradient and, with `with_bias`, the bias gradient (as [`backward_weight`]); on
+/// the channels-last path in one pass that transposes each tile's output gradient once.
+pub(crate) fn backward(
+    s: &ConvShape,
+    x: &[f32],
+    dy: &[f32],
+    weight: &[f32],
+    with_bias: bool,
+) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
+    if !s.is_pointwise() && !winograd::applies(s) && s.stride != [1, 1] && channels_last::applies(s)
+    {
+        return channels_last::backward(s, x, dy, weight, with_bias);
+    }
+    let dx = backward_input(s, dy, weight);
+    let (dw, db) = backward_weight(s, x, dy, with_bias);
+    (dx, dw, db)
+}
+
 /// The weight gradient `dW = Σ_b dy_b · cols_bᵀ` (`[C_out, C_in, k_h, k_w]`) and, with
 /// `with_bias`, the bias gradient `Σ_b Σ_pixels dy_b` (`[C_out]`).
 pub(crate) fn backward_weight(
@@ -736,6 +755,20 @@ mod tests {
                 assert!((got - want).abs() < 1e-5, "{s:?}: fused {got} vs {want}");
             }
             assert_eq!((y_fused.len(), dw_fused.len()), (y_apart.len(), dw.len()));
+            // Both backward passes at once give what they give apart (1e-5, as above).
+            let (dx_both, dw_both, db_both) = backward(&s, &x, &dy, &w, true);
+            let db_apart = db.clone().unwrap();
+            let pairs = [
+                (&dx_both, &dx),
+                (&dw_both, &dw),
+                (&db_both.unwrap(), &db_apart),
+            ];
+            for (both, apart) in pairs {
+                assert_eq!(both.len(), apart.len(), "{s:?}: backward lengths");
+                for (got, want) in both.iter().zip(apart) {
+                    assert!((got - want).abs() < 1e-5, "{s:?}: backward {got} vs {want}");
+                }
+            }
             let db_want = channel_sums(&dy, batch, s.c_out, s.out_pixels());
             for (got, want) in db.unwrap().iter().zip(db_want) {
                 assert!(

@@ -223,12 +223,22 @@ fn conv_gradients(
     let [node_x, node_w, node_b] = nodes;
     let (dy, x, w) = (values(dy), values(&state.x), values(&state.weight));
     if !state.transposed {
-        if let Some(id) = node_x {
-            let dx = conv2d::backward_input(s, dy, w);
+        let (dx, dw_db) = match (node_x, node_w.is_some() || node_b.is_some()) {
+            (Some(_), true) => {
+                let (dx, dw, db) = conv2d::backward(s, x, dy, w, node_b.is_some());
+                (Some(dx), Some((dw, db)))
+            }
+            (Some(_), false) => (Some(conv2d::backward_input(s, dy, w)), None),
+            (None, true) => (
+                None,
+                Some(conv2d::backward_weight(s, x, dy, node_b.is_some())),
+            ),
+            (None, false) => (None, None),
+        };
+        if let (Some(id), Some(dx)) = (node_x, dx) {
             grads.register::<Flex>(id, tensor_of(dx, &input_dims));
         }
-        if node_w.is_some() || node_b.is_some() {
-            let (dw, db) = conv2d::backward_weight(s, x, dy, node_b.is_some());
+        if let Some((dw, db)) = dw_db {
             if let Some(id) = node_w {
                 grads.register::<Flex>(id, tensor_of(dw, &weight_dims));
             }
