@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use super::matmul::{MatRef, matmul};
 use super::sums::sum_by;
-use super::{channels_last, winograd};
+use super::{channels_last, few_outputs, winograd};
 
 /// The shape of one convolution `x [B, C_in, H_in, W_in] → y [B, C_out, H_out, W_out]`
 /// with a `[C_out, C_in, k_h, k_w]` kernel (no groups, no dilation).
@@ -331,6 +331,9 @@ fn for_each_image(
 pub(crate) fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     if winograd::applies(s) {
         return winograd::forward(s, x, weight, bias);
+    }
+    if few_outputs::applies(s) {
+        return few_outputs::forward(s, x, weight, bias);
     }
     if !s.is_pointwise() && channels_last::applies(s) {
         return channels_last::forward(s, x, weight, bias);
@@ -675,7 +678,7 @@ mod tests {
     /// adjoint identities `⟨dy, conv(x)⟩ = ⟨backward_input(dy), x⟩ = ⟨backward_weight, W⟩`
     /// (bias 0), for strides 1 and 2, asymmetric padding and a 1×1 kernel (the stride-1
     /// cases take the input gradient from the flipped-kernel convolution), on the
-    /// image-major im2col path and the channels-last one. Tolerance: f32 sums of at most
+    /// image-major im2col path, the channels-last one and the few-output-channel one. Tolerance: f32 sums of at most
     /// 105 products of values in [−1, 1] (rounding error about 1e-5), 1e-4 absolute.
     #[test]
     fn forward_and_adjoints_match_direct_sums() {
@@ -688,6 +691,9 @@ mod tests {
             (2, 2, 5, 6, [3, 3], [1, 1], [2, 2], 5, 6, 3),
             (2, 2, 1, 3, [3, 3], [1, 1], [1, 1], 1, 3, 3),
             (1, 2, 2, 1, [3, 3], [1, 1], [1, 1], 2, 1, 3),
+            // One and two output channels at stride 1: sums of shifted rows (forward).
+            (2, 5, 6, 5, [3, 3], [1, 1], [1, 1], 6, 5, 1),
+            (2, 3, 5, 6, [2, 3], [1, 1], [0, 2], 4, 8, 2),
             // Kernel rows of at least 32 floats and 8 output channels: the channels-last path.
             (3, 8, 7, 6, [4, 4], [2, 2], [1, 1], 3, 3, 9),
             (2, 8, 6, 7, [4, 4], [2, 2], [1, 1], 4, 4, 9),

@@ -47,6 +47,8 @@ mod conv2d;
 #[cfg(feature = "flex")]
 mod fast_math;
 #[cfg(feature = "flex")]
+mod few_outputs;
+#[cfg(feature = "flex")]
 mod flex;
 #[cfg(feature = "flex")]
 mod group_norm;
