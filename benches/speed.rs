@@ -145,9 +145,17 @@ fn main() {
         } else {
             row.ours / row.pytorch
         };
+        // Three significant figures: 3.94 ms, 21.3 ms, 270 ms.
+        let decimals = if row.ours < 10.0 {
+            2
+        } else if row.ours < 100.0 {
+            1
+        } else {
+            0
+        };
         println!(
-            "| {} | {} {} | {:.1} {} | {:.2}× |",
-            row.workload, row.pytorch, row.unit, row.ours, row.unit, ratio
+            "| {} | {} {} | {:.*} {} | {:.2}× |",
+            row.workload, row.pytorch, row.unit, decimals, row.ours, row.unit, ratio
         );
     }
 }
