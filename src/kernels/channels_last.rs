@@ -24,10 +24,9 @@
 
 use rayon::prelude::*;
 
-use super::conv2d::{ConvShape, map_tasks};
+use super::conv2d::{ConvShape, add_partials, bias_sums, map_tasks};
 use super::matmul::{MatRef, matmul};
 use super::scratch::with_scratch;
-use super::sums::sum_by;
 use super::transpose::{transpose, transpose_strided};
 
 /// The shortest kernel-row run (`k_w·C_in` floats) this path takes: below it the
@@ -344,28 +343,13 @@ pub(crate) fn backward(
                     from_channels_last(s, pad, xpad, dx_b);
                 }
             });
-            let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
-            for dy_b in dy_t.chunks_exact(s.out_len()) {
-                for (sum, row) in db.iter_mut().zip(dy_b.chunks_exact(pixels)) {
-                    *sum += sum_by(row, |v| v);
-                }
-            }
-            (dw_t, db)
+            (dw_t, bias_sums(s, dy_t, with_bias))
         },
     );
-    let mut dw_t = vec![0.0f32; s.c_out * k];
-    let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
-    for (part_w, part_b) in partials {
-        dw_t.iter_mut().zip(part_w).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(part_b).for_each(|(a, b)| *a += b);
-    }
+    let (dw_t, db) = add_partials(partials, k * s.c_out, s, with_bias);
     let mut dw = vec![0.0f32; dw_t.len()];
     transpose(&dw_t, k, s.c_out, &mut dw);
-    (
-        dx,
-        from_tap_major(s, &dw),
-        with_bias.then(|| db.into_iter().map(|v| v as f32).collect()),
-    )
+    (dx, from_tap_major(s, &dw), db)
 }
 
 /// The weight gradient `dW` (`[C_out, C_in, k_h, k_w]`), with `with_bias` the bias
@@ -417,25 +401,10 @@ pub(crate) fn weight_gradient_and_forward(
                 let (a, b) = (MatRef::transposed(p, k), MatRef::row_major(yt, s.c_out));
                 matmul(&mut dw, s.c_out, false, a, b, k, s.c_out, rows, parallel);
             });
-            let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
-            for dy_b in dy_t.chunks_exact(s.out_len()) {
-                for (sum, row) in db.iter_mut().zip(dy_b.chunks_exact(pixels)) {
-                    *sum += sum_by(row, |v| v);
-                }
-            }
-            (dw, db)
+            (dw, bias_sums(s, dy_t, with_bias))
         });
-    let mut dw = vec![0.0f32; s.c_out * k];
-    let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
-    for (part_w, part_b) in partials {
-        dw.iter_mut().zip(part_w).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(part_b).for_each(|(a, b)| *a += b);
-    }
+    let (dw, db) = add_partials(partials, s.c_out * k, s, with_bias);
     let mut dw_t = vec![0.0f32; dw.len()];
     transpose(&dw, k, s.c_out, &mut dw_t);
-    (
-        from_tap_major(s, &dw_t),
-        with_bias.then(|| db.into_iter().map(|v| v as f32).collect()),
-        w.is_some().then_some(y),
-    )
+    (from_tap_major(s, &dw_t), db, w.is_some().then_some(y))
 }

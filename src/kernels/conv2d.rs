@@ -543,8 +543,8 @@ fn weight_gradient_and_forward(
     let partials: Vec<(Vec<f32>, Vec<f64>)> =
         map_tasks(tasks, &mut y, per_task * s.out_len(), |task, mut y| {
             let images = task * per_task..((task + 1) * per_task).min(s.batch);
+            let (first, n_images) = (images.start, images.len());
             let mut dw_t = vec![0.0f32; k * s.c_out];
-            let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
             let mut cols = vec![0.0f32; if s.is_pointwise() { 0 } else { k * p }];
             for (n, b) in images.enumerate() {
                 let x_b = &x[b * s.in_len()..(b + 1) * s.in_len()];
@@ -573,29 +573,18 @@ fn weight_gradient_and_forward(
                     p,
                     parallel_products,
                 );
-                for (sum, row) in db.iter_mut().zip(dy_b.chunks(p)) {
-                    *sum += sum_by(row, |v| v);
-                }
             }
-            (dw_t, db)
+            let dy_task = &dy[first * s.out_len()..][..n_images * s.out_len()];
+            (dw_t, bias_sums(s, dy_task, with_bias))
         });
-    let mut dw_t = vec![0.0f32; k * s.c_out];
-    let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
-    for (part_w, part_b) in partials {
-        dw_t.iter_mut().zip(part_w).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(part_b).for_each(|(a, b)| *a += b);
-    }
+    let (dw_t, db) = add_partials(partials, k * s.c_out, s, with_bias);
     let mut dw = vec![0.0f32; s.c_out * k];
     for (i, row) in dw_t.chunks_exact(s.c_out).enumerate() {
         for (o, &v) in row.iter().enumerate() {
             dw[o * k + i] = v;
         }
     }
-    (
-        dw,
-        with_bias.then(|| db.into_iter().map(|v| v as f32).collect()),
-        weight.is_some().then_some(y),
-    )
+    (dw, db, weight.is_some().then_some(y))
 }
 
 /// `work(task, its part of out)` for `tasks` tasks in parallel, collected in task order:
@@ -615,6 +604,38 @@ pub(super) fn map_tasks<R: Send>(
             .map(|(t, part)| work(t, Some(part)))
             .collect()
     }
+}
+
+/// One task's share of a bias gradient: `Σ_b Σ_pixels dy[b, o, ·]` per output channel over
+/// the images `dy` (`[n, C_out, H_out, W_out]`), in f64; empty without a bias.
+pub(super) fn bias_sums(s: &ConvShape, dy: &[f32], with_bias: bool) -> Vec<f64> {
+    let mut sums = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
+    for image in dy.chunks_exact(s.out_len()) {
+        for (sum, plane) in sums.iter_mut().zip(image.chunks_exact(s.out_pixels())) {
+            *sum += sum_by(plane, |v| v);
+        }
+    }
+    sums
+}
+
+/// The tasks' partial weight gradients (`dw_len` values each) and bias gradients (as
+/// [`bias_sums`]) added up: `(Σ dW, Σ db)`, the latter as f32 when there is a bias.
+pub(super) fn add_partials(
+    partials: Vec<(Vec<f32>, Vec<f64>)>,
+    dw_len: usize,
+    s: &ConvShape,
+    with_bias: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let mut dw = vec![0.0f32; dw_len];
+    let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
+    for (part_w, part_b) in partials {
+        dw.iter_mut().zip(part_w).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(part_b).for_each(|(a, b)| *a += b);
+    }
+    (
+        dw,
+        with_bias.then(|| db.into_iter().map(|v| v as f32).collect()),
+    )
 }
 
 /// `Σ_b Σ_pixels t[b, c, ·]` for `t` `[batch, channels, pixels]`: the bias gradient of a

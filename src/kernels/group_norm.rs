@@ -117,7 +117,7 @@ pub(crate) fn forward(
     epsilon: f64,
     silu: bool,
 ) -> Forward {
-    let (cpg, len) = (s.channels_per_group(), s.group_len());
+    let len = s.group_len();
     let mut stats = Vec::new();
     let fill = |y: &mut [MaybeUninit<f32>]| {
         stats = y
@@ -125,13 +125,7 @@ pub(crate) fn forward(
             .zip(x.par_chunks(len))
             .enumerate()
             .map(|(index, (y_g, x_g))| {
-                let first = (index % s.groups) * cpg;
-                let group = Group {
-                    gamma: &gamma[first..first + cpg],
-                    beta: &beta[first..first + cpg],
-                    pixels: s.pixels,
-                    silu,
-                };
+                let group = Group::of(s, index, gamma, beta, silu);
                 #[cfg(target_arch = "x86_64")]
                 if std::arch::is_x86_feature_detected!("avx2") {
                     // SAFETY: the CPU has AVX2.
@@ -168,13 +162,7 @@ pub(crate) fn backward(
         .zip(x.par_chunks(len))
         .enumerate()
         .map(|(index, (grad_g, x_g))| {
-            let first = (index % s.groups) * cpg;
-            let group = Group {
-                gamma: &gamma[first..first + cpg],
-                beta: &beta[first..first + cpg],
-                pixels: s.pixels,
-                silu,
-            };
+            let group = Group::of(s, index, gamma, beta, silu);
             let (mu, r) = (mean[index], inv_std[index]);
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
@@ -205,7 +193,20 @@ struct Group<'a> {
     silu: bool,
 }
 
-impl Group<'_> {
+impl<'a> Group<'a> {
+    /// Group `index` of the `batch · groups` groups of `s` (its image is `index / groups`,
+    /// its channels those of group `index mod groups`).
+    fn of(s: &GroupShape, index: usize, gamma: &'a [f32], beta: &'a [f32], silu: bool) -> Self {
+        let cpg = s.channels_per_group();
+        let first = (index % s.groups) * cpg;
+        Group {
+            gamma: &gamma[first..first + cpg],
+            beta: &beta[first..first + cpg],
+            pixels: s.pixels,
+            silu,
+        }
+    }
+
     /// The forward step on one group's values; returns `(μ, 1/σ)`.
     #[inline(always)]
     fn forward(&self, y_g: &mut [MaybeUninit<f32>], x_g: &[f32], epsilon: f64) -> (f32, f32) {

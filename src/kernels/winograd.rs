@@ -29,10 +29,9 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::conv2d::ConvShape;
+use super::conv2d::{ConvShape, add_partials, bias_sums};
 use super::matmul::{MatRef, matmul};
 use super::scratch;
-use super::sums::sum_by;
 use super::uninit::vec_written_by;
 
 /// Entries of a transformed 4×4 tile.
@@ -593,7 +592,6 @@ pub(crate) fn backward_weight(
         .into_par_iter()
         .map(|task| {
             let mut du_t = vec![0.0f32; XI * pairs];
-            let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
             let images = task * per_task..((task + 1) * per_task).min(s.batch);
             with_scratch(s, tiles, chunk, |mut scratch| {
                 for first in images.clone().step_by(chunk) {
@@ -617,23 +615,13 @@ pub(crate) fn backward_weight(
                             du_xi, s.c_out, true, v_xi, dm_t, s.c_in, s.c_out, t_all, false,
                         );
                     }
-                    for image in dy_chunk.chunks_exact(s.out_len()) {
-                        for (sum, plane) in db.iter_mut().zip(image.chunks_exact(s.out_pixels())) {
-                            *sum += sum_by(plane, |v| v);
-                        }
-                    }
                 }
             });
-            (du_t, db)
+            let dy_task = &dy[images.start * s.out_len()..images.end * s.out_len()];
+            (du_t, bias_sums(s, dy_task, with_bias))
         })
         .collect();
-    let mut du_t = vec![0.0f32; XI * pairs];
-    let mut db = vec![0.0f64; if with_bias { s.c_out } else { 0 }];
-    for (part_u, part_b) in partials {
-        du_t.iter_mut().zip(part_u).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(part_b).for_each(|(a, b)| *a += b);
-    }
-    let db = with_bias.then(|| db.into_iter().map(|v| v as f32).collect());
+    let (du_t, db) = add_partials(partials, XI * pairs, s, with_bias);
     (weight_gradient_from_transformed(s, &du_t), db)
 }
 
