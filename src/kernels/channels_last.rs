@@ -20,7 +20,9 @@
 //! layer, one copy call each). The tile's images share one matrix product, so gemm's
 //! long side is `tile·H_out·W_out` instead of `H_out·W_out`. The price is one transpose
 //! of each input, output and output gradient between the channels-first tensors and
-//! the channels-last scratch, all of which stay in cache.
+//! the channels-last scratch (8 × 8 blocks, [`transpose`](super::transpose)); within a
+//! training step those read activations from memory rather than cache, and with the
+//! gathers they are most of what this path spends beside gemm.
 
 use rayon::prelude::*;
 
@@ -29,8 +31,9 @@ use super::matmul::{MatRef, matmul};
 use super::scratch::with_scratch;
 use super::transpose::{transpose, transpose_strided};
 
-/// The shortest kernel-row run (`k_w·C_in` floats) this path takes: below it the
-/// image-major im2col's copies (one per output row, of `W_out` floats) are as long.
+/// The shortest kernel-row run (`k_w·C_in` floats) this path takes: shorter runs do not
+/// pay for the transposes (with one input channel, runs of 4, this path took 1.15 ms
+/// against im2col's 0.57 on the conv VAE's first layer).
 const MIN_RUN: usize = 32;
 
 /// The fewest output channels this path takes: the forward product's short side is
