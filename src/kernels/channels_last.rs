@@ -47,11 +47,12 @@ const PATCH_BUDGET: usize = 256 * 1024;
 
 /// Whether this path computes `s`: a kernel row of all input channels is at least
 /// [`MIN_RUN`] floats, there are at least [`MIN_OUT_CHANNELS`] output channels, and
-/// there is an output.
+/// neither the input nor the output is empty.
 pub(crate) fn applies(s: &ConvShape) -> bool {
     s.kernel[1] * s.c_in >= MIN_RUN
         && s.c_out >= MIN_OUT_CHANNELS
         && s.out_pixels() > 0
+        && s.in_len() > 0
         && s.batch > 0
 }
 

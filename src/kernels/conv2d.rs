@@ -307,7 +307,11 @@ fn for_each_image(
     buffer_len: usize,
     f: impl Fn(usize, &mut [f32], &mut Vec<f32>, bool) + Sync,
 ) {
-    let batch = out.len() / out_len.max(1);
+    if out_len == 0 {
+        // Empty images (an empty input's gradient): nothing to write.
+        return;
+    }
+    let batch = out.len() / out_len;
     if batch >= rayon::current_num_threads() {
         let per_task = images_per_task(batch);
         out.par_chunks_mut(per_task * out_len)
@@ -721,6 +725,9 @@ mod tests {
             (5, 11, 5, 5, [3, 3], [2, 2], [1, 1], 3, 3, 9),
             (2, 16, 4, 5, [2, 2], [1, 2], [0, 1], 3, 3, 9),
             (2, 7, 5, 4, [3, 5], [1, 1], [1, 2], 5, 4, 9),
+            // An empty image padded into a non-empty output (all zeros but the bias).
+            (2, 8, 0, 3, [4, 4], [2, 2], [2, 2], 1, 2, 9),
+            (2, 3, 3, 0, [3, 3], [1, 1], [1, 2], 3, 2, 1),
         ];
         for (batch, c_in, h_in, w_in, kernel, stride, pad, h_out, w_out, c_out) in shapes {
             let s = ConvShape {

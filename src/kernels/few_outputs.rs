@@ -25,12 +25,13 @@ use super::scratch::with_scratch;
 const MAX_OUT_CHANNELS: usize = 4;
 
 /// Whether this path computes the forward pass of `s`: stride 1, a kernel larger than
-/// 1 × 1, at most [`MAX_OUT_CHANNELS`] output channels, and an output.
+/// 1 × 1, at most [`MAX_OUT_CHANNELS`] output channels, and a non-empty input and output.
 pub(crate) fn applies(s: &ConvShape) -> bool {
     s.stride == [1, 1]
         && s.kernel != [1, 1]
         && s.c_out <= MAX_OUT_CHANNELS
         && s.out_pixels() > 0
+        && s.in_len() > 0
         && s.batch > 0
 }
 
