@@ -75,7 +75,7 @@ impl ConvShape {
 fn valid_columns(j: usize, s: usize, p: usize, w_in: usize, w_out: usize) -> (usize, usize) {
     let lo = if p > j { (p - j).div_ceil(s) } else { 0 };
     let hi = if w_in + p > j {
-        ((w_in - 1 + p - j) / s + 1).min(w_out)
+        ((w_in + p - j - 1) / s + 1).min(w_out)
     } else {
         0
     };
