@@ -45,11 +45,14 @@ const MIN_OUT_CHANNELS: usize = 8;
 /// cache between being gathered and being read by gemm.
 const PATCH_BUDGET: usize = 256 * 1024;
 
-/// Whether this path computes `s`: a kernel row of all input channels is at least
-/// [`MIN_RUN`] floats, there are at least [`MIN_OUT_CHANNELS`] output channels, and
-/// neither the input nor the output is empty.
+/// Whether this path computes `s`: not a 1 × 1 convolution that keeps the image (its
+/// patch matrix is the image itself, which [`conv2d`](super::conv2d) multiplies
+/// directly), a kernel row of all input channels is at least [`MIN_RUN`] floats, there
+/// are at least [`MIN_OUT_CHANNELS`] output channels, and neither the input nor the
+/// output is empty.
 pub(crate) fn applies(s: &ConvShape) -> bool {
-    s.kernel[1] * s.c_in >= MIN_RUN
+    !s.is_pointwise()
+        && s.kernel[1] * s.c_in >= MIN_RUN
         && s.c_out >= MIN_OUT_CHANNELS
         && s.out_pixels() > 0
         && s.in_len() > 0

@@ -339,7 +339,7 @@ pub(crate) fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f
     if few_outputs::applies(s) {
         return few_outputs::forward(s, x, weight, bias);
     }
-    if !s.is_pointwise() && channels_last::applies(s) {
+    if channels_last::applies(s) {
         return channels_last::forward(s, x, weight, bias);
     }
     forward_in_tiles(s, x, weight, bias, rows_per_tile(s))
@@ -436,7 +436,7 @@ pub(crate) fn backward_input(s: &ConvShape, dy: &[f32], weight: &[f32]) -> Vec<f
     {
         return forward(&shape, dy, &w, None);
     }
-    if !s.is_pointwise() && channels_last::applies(s) {
+    if channels_last::applies(s) {
         return channels_last::backward_input(s, dy, weight);
     }
     let (k, p) = (s.patch_len(), s.out_pixels());
@@ -470,8 +470,8 @@ pub(crate) fn backward(
     weight: &[f32],
     with_bias: bool,
 ) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
-    if !s.is_pointwise() && !winograd::applies(s) && s.stride != [1, 1] && channels_last::applies(s)
-    {
+    // At stride 1 the input gradient is the flipped convolution (see `backward_input`).
+    if s.stride != [1, 1] && channels_last::applies(s) {
         return channels_last::backward(s, x, dy, weight, with_bias);
     }
     let dx = backward_input(s, dy, weight);
@@ -490,7 +490,7 @@ pub(crate) fn backward_weight(
     if winograd::applies(s) {
         return winograd::backward_weight(s, x, dy, with_bias);
     }
-    let (dw, db, _) = if !s.is_pointwise() && channels_last::applies(s) {
+    let (dw, db, _) = if channels_last::applies(s) {
         channels_last::weight_gradient_and_forward(s, x, dy, with_bias, None)
     } else {
         weight_gradient_and_forward(s, x, dy, with_bias, None)
@@ -508,7 +508,7 @@ pub(crate) fn forward_and_backward_weight(
     weight: &[f32],
     g: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
-    let (dw, _, y) = if !s.is_pointwise() && channels_last::applies(s) {
+    let (dw, _, y) = if channels_last::applies(s) {
         channels_last::weight_gradient_and_forward(s, x, g, false, Some(weight))
     } else {
         weight_gradient_and_forward(s, x, g, false, Some(weight))
@@ -654,50 +654,75 @@ pub(crate) fn channel_sums(t: &[f32], batch: usize, channels: usize, pixels: usi
     sums.into_iter().map(|v| v as f32).collect()
 }
 
+/// The tests' reference: a convolution and its weight gradient as direct sums in f64.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(super) mod direct {
+    use super::ConvShape;
 
-    /// The direct sum `y[b, o, y, x] = bias[o] + Σ_{c,i,j} W[o, c, i, j] x[b, c, y·s + i − p, …]`
-    /// in f64.
-    fn direct(s: &ConvShape, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f64> {
+    /// Calls `f(output index, weight index, input index)` for every term of every output:
+    /// `y[b, o, y, x]` reads `W[o, c, i, j] · x[b, c, y·s_h + i − p_h, x·s_w + j − p_w]`
+    /// for the `(c, i, j)` whose input pixel lies inside the image.
+    fn for_each_term(s: &ConvShape, mut f: impl FnMut(usize, usize, usize)) {
         let [kh, kw] = s.kernel;
-        let mut y = vec![0.0f64; s.batch * s.out_len()];
         for b in 0..s.batch {
             for o in 0..s.c_out {
                 for oy in 0..s.h_out {
                     for ox in 0..s.w_out {
-                        let mut acc = bias[o] as f64;
+                        let at = ((b * s.c_out + o) * s.h_out + oy) * s.w_out + ox;
                         for c in 0..s.c_in {
                             for i in 0..kh {
                                 for j in 0..kw {
-                                    let iy = (oy * s.stride[0] + i) as isize - s.pad[0] as isize;
-                                    let ix = (ox * s.stride[1] + j) as isize - s.pad[1] as isize;
-                                    if iy < 0
-                                        || ix < 0
-                                        || iy >= s.h_in as isize
-                                        || ix >= s.w_in as isize
-                                    {
+                                    let iy = (oy * s.stride[0] + i).checked_sub(s.pad[0]);
+                                    let ix = (ox * s.stride[1] + j).checked_sub(s.pad[1]);
+                                    let (Some(iy), Some(ix)) = (iy, ix) else {
                                         continue;
+                                    };
+                                    if iy < s.h_in && ix < s.w_in {
+                                        let wi = ((o * s.c_in + c) * kh + i) * kw + j;
+                                        let xi = ((b * s.c_in + c) * s.h_in + iy) * s.w_in + ix;
+                                        f(at, wi, xi);
                                     }
-                                    let xv = x[((b * s.c_in + c) * s.h_in + iy as usize) * s.w_in
-                                        + ix as usize];
-                                    acc +=
-                                        w[((o * s.c_in + c) * kh + i) * kw + j] as f64 * xv as f64;
                                 }
                             }
                         }
-                        y[((b * s.c_out + o) * s.h_out + oy) * s.w_out + ox] = acc;
                     }
                 }
             }
         }
+    }
+
+    /// `y[b, o, y, x] = bias[o] + Σ_{c,i,j} W[o, c, i, j] x[b, c, y·s_h + i − p_h, …]`.
+    pub(in crate::kernels) fn forward(
+        s: &ConvShape,
+        x: &[f32],
+        w: &[f32],
+        bias: &[f32],
+    ) -> Vec<f64> {
+        let mut y = vec![0.0f64; s.batch * s.out_len()];
+        for (at, y_at) in y.iter_mut().enumerate() {
+            *y_at = bias[at / s.out_pixels() % s.c_out] as f64;
+        }
+        for_each_term(s, |at, wi, xi| y[at] += w[wi] as f64 * x[xi] as f64);
         y
     }
 
-    fn values(n: usize, seed: f32) -> Vec<f32> {
+    /// `dW[o, c, i, j] = Σ_{b,y,x} dy[b, o, y, x] x[b, c, y·s_h + i − p_h, …]`.
+    pub(in crate::kernels) fn weight_gradient(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f64> {
+        let mut dw = vec![0.0f64; s.c_out * s.patch_len()];
+        for_each_term(s, |at, wi, xi| dw[wi] += dy[at] as f64 * x[xi] as f64);
+        dw
+    }
+
+    /// Values in [−1, 1] that differ from entry to entry.
+    pub(in crate::kernels) fn values(n: usize, seed: f32) -> Vec<f32> {
         (0..n).map(|i| ((i as f32 + seed) * 0.754).sin()).collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::direct::values;
+    use super::*;
 
     /// The forward pass against the direct sum, and both backward passes against the
     /// adjoint identities `⟨dy, conv(x)⟩ = ⟨backward_input(dy), x⟩ = ⟨backward_weight, W⟩`
@@ -746,7 +771,7 @@ mod tests {
             let w = values(s.c_out * s.patch_len(), 1.7);
             let bias = values(s.c_out, 5.0);
             let y = forward(&s, &x, &w, Some(&bias));
-            let want = direct(&s, &x, &w, &bias);
+            let want = direct::forward(&s, &x, &w, &bias);
             for (got, want) in y.iter().zip(&want) {
                 assert!((*got as f64 - want).abs() < 1e-4, "{s:?}: {got} vs {want}");
             }
@@ -758,7 +783,7 @@ mod tests {
                 }
             }
             let dy = values(y.len(), 9.1);
-            let y0 = direct(&s, &x, &w, &vec![0.0; s.c_out]);
+            let y0 = direct::forward(&s, &x, &w, &vec![0.0; s.c_out]);
             let lhs: f64 = dy.iter().zip(&y0).map(|(a, b)| *a as f64 * b).sum();
             let dx = backward_input(&s, &dy, &w);
             let via_x: f64 = dx

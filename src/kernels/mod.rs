@@ -123,14 +123,11 @@ pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
 /// Where `layer.forward` would (an input whose last dimension is not `d_in`).
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "flex")]
-    if D >= 2
-        && x.dims()[D - 1] == layer.weight.dims()[0]
-        && let Some(y) = flex::linear(
-            &x,
-            &layer.weight.val(),
-            layer.bias.as_ref().map(|b| b.val()),
-        )
-    {
+    if let Some(y) = flex_affine(
+        &x,
+        &layer.weight.val(),
+        layer.bias.as_ref().map(|b| b.val()),
+    ) {
         return y;
     }
     layer.forward(x)
@@ -149,19 +146,32 @@ pub fn affine<const D: usize>(
     bias: Option<Tensor<1>>,
 ) -> Tensor<D> {
     #[cfg(feature = "flex")]
-    if D >= 2
-        && x.dims()[D - 1] == weight.dims()[0]
-        && bias
-            .as_ref()
-            .is_none_or(|b| b.dims()[0] == weight.dims()[1])
-        && let Some(y) = flex::linear(&x, &weight, bias.clone())
-    {
+    if let Some(y) = flex_affine(&x, &weight, bias.clone()) {
         return y;
     }
     let y = x.matmul(weight.unsqueeze());
     match bias {
         Some(b) => y + b.unsqueeze(),
         None => y,
+    }
+}
+
+/// [`affine`] on flex, when the shapes agree (`x` `[.., d_in]` of rank 2 or more, the
+/// weight `[d_in, d_out]`, the bias `[d_out]`) and the tensors are f32 flex tensors; `None`
+/// otherwise, for the caller's fallback to report or compute.
+#[cfg(feature = "flex")]
+fn flex_affine<const D: usize>(
+    x: &Tensor<D>,
+    weight: &Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Option<Tensor<D>> {
+    let [d_in, d_out] = weight.dims();
+    let shapes_agree =
+        D >= 2 && x.dims()[D - 1] == d_in && bias.as_ref().is_none_or(|b| b.dims()[0] == d_out);
+    if shapes_agree {
+        flex::linear(x, weight, bias)
+    } else {
+        None
     }
 }
 

@@ -627,58 +627,8 @@ pub(crate) fn backward_weight(
 
 #[cfg(test)]
 mod tests {
+    use super::super::conv2d::direct::{self, values};
     use super::*;
-
-    /// The direct sums `y[b, o, y, x] = bias[o] + Σ_{c,i,j} W[o, c, i, j] x[b, c, y + i − p_h,
-    /// x + j − p_w]` and `dW[o, c, i, j] = Σ_{b,y,x} dy[b, o, y, x] x[b, c, y + i − p_h,
-    /// x + j − p_w]`, in f64.
-    fn direct(
-        s: &ConvShape,
-        x: &[f32],
-        w: &[f32],
-        bias: &[f32],
-        dy: &[f32],
-    ) -> (Vec<f64>, Vec<f64>) {
-        let mut y = vec![0.0f64; s.batch * s.out_len()];
-        let mut dw = vec![0.0f64; w.len()];
-        for b in 0..s.batch {
-            for (o, &bias_o) in bias.iter().enumerate() {
-                for oy in 0..s.h_out {
-                    for ox in 0..s.w_out {
-                        let at = ((b * s.c_out + o) * s.h_out + oy) * s.w_out + ox;
-                        let mut acc = bias_o as f64;
-                        for c in 0..s.c_in {
-                            for i in 0..3 {
-                                for j in 0..3 {
-                                    let iy = (oy + i) as isize - s.pad[0] as isize;
-                                    let ix = (ox + j) as isize - s.pad[1] as isize;
-                                    if iy < 0
-                                        || ix < 0
-                                        || iy >= s.h_in as isize
-                                        || ix >= s.w_in as isize
-                                    {
-                                        continue;
-                                    }
-                                    let xv = x[((b * s.c_in + c) * s.h_in + iy as usize) * s.w_in
-                                        + ix as usize]
-                                        as f64;
-                                    let wi = ((o * s.c_in + c) * 3 + i) * 3 + j;
-                                    acc += w[wi] as f64 * xv;
-                                    dw[wi] += dy[at] as f64 * xv;
-                                }
-                            }
-                        }
-                        y[at] = acc;
-                    }
-                }
-            }
-        }
-        (y, dw)
-    }
-
-    fn values(n: usize, seed: f32) -> Vec<f32> {
-        (0..n).map(|i| ((i as f32 + seed) * 0.754).sin()).collect()
-    }
 
     /// Forward pass and weight gradient against the direct sums for even and odd sizes,
     /// paddings 0, 1 and 2 (the input gradient's flipped convolution of a padding-0
@@ -715,7 +665,8 @@ mod tests {
             let w = values(c_out * c_in * 9, 1.7);
             let bias = values(c_out, 5.0);
             let dy = values(batch * s.out_len(), 9.1);
-            let (want_y, want_dw) = direct(&s, &x, &w, &bias, &dy);
+            let want_y = direct::forward(&s, &x, &w, &bias);
+            let want_dw = direct::weight_gradient(&s, &x, &dy);
             let y = forward(&s, &x, &w, Some(&bias));
             let scale_y = 9.0 * c_in as f64;
             for (i, (got, want)) in y.iter().zip(&want_y).enumerate() {
