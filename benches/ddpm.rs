@@ -1,13 +1,13 @@
 //! What users wait for with DDPM on 28×28 MNIST: a training step (`L_simple` through
 //! `Objective::ModelLoss`, forward, backward, Adam) of the reference U-Net at base width 32 (about 0.4 M parameters) at
 //! batch 64, and one ancestral reverse step at batch 16 — the two rows of the issue's
-//! PyTorch comparison (`../shared/reference-pytorch/ddpm.py --ch 32 --bench`).
+//! PyTorch comparison (`reference/pytorch/ddpm.py --ch 32 --bench`).
 //!
 //! ```text
 //! cargo bench --bench ddpm                                  # flex (CPU)
 //! ELBO_BENCH_DEVICE=wgpu cargo bench --features wgpu --bench ddpm
 //! ```
-//! Reads `../shared/data/mnist-10k` (or `$ELBO_MNIST_DIR`). Every timed closure ends on a
+//! Reads the repository's `data/mnist-10k` (or `$ELBO_MNIST_DIR`). Every timed closure ends on a
 //! device sync (`into_scalar`).
 
 mod common;

@@ -6,7 +6,7 @@
 //! cargo bench --bench nvae                                  # flex (CPU)
 //! ELBO_BENCH_DEVICE=wgpu cargo bench --features wgpu --bench nvae
 //! ```
-//! Reads `../shared/data/mnist-10k` (or `$ELBO_MNIST_DIR`). Every timed closure ends on a
+//! Reads the repository's `data/mnist-10k` (or `$ELBO_MNIST_DIR`). Every timed closure ends on a
 //! device sync (`into_scalar`).
 
 mod common;

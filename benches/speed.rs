@@ -1,6 +1,6 @@
 //! Our side of every row of the speed comparison with PyTorch on this 2-core machine
 //! (issue 6), printed as one table beside the PyTorch figures the issue measured with
-//! `../shared/reference-pytorch/{mlp_vae,conv_vae,ddpm}.py --bench` (2 threads).
+//! `reference/pytorch/{mlp_vae,conv_vae,ddpm}.py --bench` (2 threads).
 //!
 //! ```text
 //! cargo bench --bench speed                                  # flex (CPU)
@@ -12,7 +12,7 @@
 //! Each figure is the median of repeated runs after a warm-up, with the PyTorch scripts'
 //! counts (training steps: 200 after 20, the U-Net's 50 after 5; reverse steps: 100 after
 //! 5), and every run ends on a device sync.
-//! Reads `../shared/data/mnist-10k` (or `$ELBO_MNIST_DIR`). The run takes about two
+//! Reads the repository's `data/mnist-10k` (or `$ELBO_MNIST_DIR`). The run takes about two
 //! minutes on flex; run it on an otherwise idle machine.
 
 mod common;

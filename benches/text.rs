@@ -6,7 +6,7 @@
 //! cargo bench --bench text                                   # flex (CPU)
 //! ELBO_BENCH_DEVICE=wgpu cargo bench --features wgpu --bench text
 //! ```
-//! Reads `../shared/data/fortune-sentences` (or `$ELBO_TEXT_DIR`). The evaluation batch is
+//! Reads the repository's `data/fortune-sentences` (or `$ELBO_TEXT_DIR`). The evaluation batch is
 //! 20 training sentences. Every timed closure ends
 //! on a device sync (`into_scalar` or a host read).
 

@@ -9,7 +9,7 @@
 //! cargo bench --bench univae                                   # flex (CPU)
 //! ELBO_BENCH_DEVICE=wgpu cargo bench --features wgpu --bench univae
 //! ```
-//! Reads `../shared/data/fortune-sentences` (or `$ELBO_TEXT_DIR`). Every timed closure ends
+//! Reads the repository's `data/fortune-sentences` (or `$ELBO_TEXT_DIR`). Every timed closure ends
 //! on a device sync (`into_scalar` or a host read).
 
 mod common;

@@ -7,7 +7,7 @@
 //! cargo bench --bench vae                                   # flex (CPU)
 //! ELBO_BENCH_DEVICE=wgpu cargo bench --features wgpu --bench vae
 //! ```
-//! Reads `../shared/data/mnist-10k` (or `$ELBO_MNIST_DIR`). Every timed closure ends on a
+//! Reads the repository's `data/mnist-10k` (or `$ELBO_MNIST_DIR`). Every timed closure ends on a
 //! device sync (`into_scalar`) so that asynchronous backends are timed honestly.
 
 mod common;

@@ -6,24 +6,20 @@
 //! cargo bench --bench vib                                   # flex (CPU)
 //! ELBO_BENCH_DEVICE=wgpu cargo bench --features wgpu --bench vib
 //! ```
-//! Reads `../shared/data/mnist-10k` (or `$ELBO_MNIST_DIR`). Every timed closure ends on a
+//! Reads the repository's `data/mnist-10k` (or `$ELBO_MNIST_DIR`). Every timed closure ends on a
 //! device sync (`into_scalar`).
 
 mod common;
 
 use burn::module::Module;
-use common::{bench_train_step, device, mnist_dir};
+use common::{bench_train_step, device, mnist};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use elbo::data::{LabeledBatch, LabeledImageData};
 use elbo::models::VibConfig;
 
 fn data() -> LabeledImageData {
-    LabeledImageData::load(
-        mnist_dir().join("train-images-idx3-ubyte.gz"),
-        mnist_dir().join("train-labels-idx1-ubyte.gz"),
-        10,
-    )
-    .expect("MNIST data with labels")
+    let mnist = mnist();
+    LabeledImageData::new(mnist.train, mnist.train_labels, 10).expect("MNIST labels in 0..10")
 }
 
 fn train_step(c: &mut Criterion) {

@@ -3,14 +3,12 @@
 //! binarised test file and writes sample, reconstruction and interpolation grids.
 //!
 //! ```text
-//! cargo run --release --example gaussian_vae -- [--data DIR] [--epochs N] [--batch-size N]
-//!     [--latent N] [--lr X] [--seed N] [--k N] [--test-count N] [--iwae K] [--beta X]
-//!     [--warmup STEPS] [--free-bits X] [--out DIR] [--checkpoint DIR] [--resume]
-//!     [--device flex|wgpu]
+//! cargo run --release --example gaussian_vae -- [--data DIR] [--epochs N] [--latent N] ...
+//! cargo run --release --example gaussian_vae -- --help
 //! ```
-//! `--data` defaults to `../shared/data/mnist-10k` (relative to the project root); the
-//! folder must hold `train-images-idx3-ubyte.gz` and
-//! `t10k-images-binarized-seed1234-idx3-ubyte.gz`. The last line printed is
+//! `--data` defaults to the repository's `data/mnist-10k`; the folder must hold the four
+//! MNIST files (`elbo::data::Mnist::FILES`), and the NLL is estimated on its fixed
+//! binarisation of the test images where it has one. The last line printed is
 //! `test NLL (K=<k>): <x> nats (± <se>)`.
 
 mod common;
@@ -19,89 +17,76 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
+use clap::Parser;
 use elbo::data::{Binarization, ImageData};
 use elbo::models::GaussianVaeConfig;
 use elbo::objective::{ElboObjective, Objective};
 use elbo::train::{FitConfig, fit};
 
-const USAGE: &str =
-    "usage: gaussian_vae [--data DIR] [--epochs N] [--batch-size N] [--latent N] [--lr X]
-       [--seed N] [--k N] [--test-count N] [--iwae K] [--beta X] [--warmup STEPS] [--free-bits X]
-       [--out DIR] [--checkpoint DIR] [--resume] [--device flex|wgpu]
-defaults: --data ../shared/data/mnist-10k --epochs 10 --batch-size 128 --latent 20 --lr 1e-3
-          --seed 0 --k 1000 --test-count 2000 --out out/gaussian_vae (ELBO objective, beta 1, no warm-up)";
-
+/// Trains the 784-400-20 Gaussian VAE on MNIST-format data, then reports the
+/// importance-sampled test NLL and writes sample, reconstruction and interpolation grids.
+#[derive(Parser)]
+#[command(name = "gaussian_vae")]
 struct Args {
+    /// MNIST-format data folder.
+    #[arg(long, value_name = "DIR", default_value_os_t = common::data::default_mnist_dir())]
     data: PathBuf,
+    /// Training epochs.
+    #[arg(long, default_value_t = 10)]
     epochs: usize,
+    /// Images per training batch.
+    #[arg(long, default_value_t = 128)]
     batch_size: usize,
+    /// Latent dimensions.
+    #[arg(long, default_value_t = 20)]
     latent: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Seed of the initial weights, the batches and the evaluation draws.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Importance samples per test image for the NLL.
+    #[arg(long, default_value_t = 1000)]
     k: usize,
+    /// Test images the NLL is estimated on (the first N).
+    #[arg(long, default_value_t = 2000)]
     test_count: usize,
+    /// Train on the IWAE bound with K samples instead of the ELBO.
+    #[arg(long, value_name = "K")]
     iwae: Option<usize>,
+    /// Weight of the KL term (β-VAE).
+    #[arg(long, default_value_t = 1.0)]
     beta: f64,
+    /// Steps over which the KL weight rises linearly from 0 to β.
+    #[arg(long, value_name = "STEPS", default_value_t = 0)]
     warmup: usize,
+    /// Free bits: nats of KL per latent group that cost nothing.
+    #[arg(long, default_value_t = 0.0)]
     free_bits: f64,
+    /// Folder for the picture grids.
+    #[arg(long, value_name = "DIR", default_value = "out/gaussian_vae")]
     out: PathBuf,
+    /// Write a checkpoint to this folder after every epoch.
+    #[arg(long, value_name = "DIR")]
     checkpoint: Option<PathBuf>,
+    /// Continue from the latest checkpoint in --checkpoint.
+    #[arg(long, requires = "checkpoint")]
     resume: bool,
+    /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
+    #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        data: PathBuf::from("../shared/data/mnist-10k"),
-        epochs: 10,
-        batch_size: 128,
-        latent: 20,
-        lr: 1e-3,
-        seed: 0,
-        k: 1000,
-        test_count: 2000,
-        iwae: None,
-        beta: 1.0,
-        warmup: 0,
-        free_bits: 0.0,
-        out: PathBuf::from("out/gaussian_vae"),
-        checkpoint: None,
-        resume: false,
-        device: "flex".into(),
-    };
-    let mut flags = common::Flags::from_env();
-    while let Some(flag) = flags.next_flag() {
-        match flag.as_str() {
-            "--help" | "-h" => return Err(String::new()),
-            "--resume" => args.resume = true,
-            "--data" => args.data = flags.value(&flag)?,
-            "--epochs" => args.epochs = flags.value(&flag)?,
-            "--batch-size" => args.batch_size = flags.value(&flag)?,
-            "--latent" => args.latent = flags.value(&flag)?,
-            "--lr" => args.lr = flags.value(&flag)?,
-            "--seed" => args.seed = flags.value(&flag)?,
-            "--k" => args.k = flags.value(&flag)?,
-            "--test-count" => args.test_count = flags.value(&flag)?,
-            "--iwae" => args.iwae = Some(flags.value(&flag)?),
-            "--beta" => args.beta = flags.value(&flag)?,
-            "--warmup" => args.warmup = flags.value(&flag)?,
-            "--free-bits" => args.free_bits = flags.value(&flag)?,
-            "--out" => args.out = flags.value(&flag)?,
-            "--checkpoint" => args.checkpoint = Some(flags.value(&flag)?),
-            "--device" => args.device = flags.value(&flag)?,
-            _ => return Err(format!("unknown flag {flag}")),
-        }
-    }
-    Ok(args)
-}
-
 fn main() {
-    common::main_with(USAGE, parse_args, run);
+    common::main_with(run);
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = common::device(&args.device)?;
-    let (train, test) = common::load_mnist(&args.data)?;
+    let mnist = common::data::load_mnist(&args.data)?;
+    let test = mnist.binarized_test();
+    let train = mnist.train;
     let (h, w) = (train.rows, train.cols);
     println!(
         "data: {} training images ({h}×{w}, dynamically binarised), {} test images (fixed binarisation), device {}",

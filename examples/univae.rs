@@ -4,14 +4,12 @@
 //! between two sentences does; and reports reconstruction accuracy and per-character NLL.
 //!
 //! ```text
-//! cargo run --release --example univae -- [--data DIR] [--epochs N] [--batch-size N]
-//!     [--lr X] [--d-model N] [--layers N] [--latent-layers N] [--latent-dim N]
-//!     [--kappa X] [--dropout X] [--token-dropout X] [--seed N] [--eval N] [--k N]
-//!     [--device flex|wgpu]
+//! cargo run --release --example univae -- [--epochs N] [--d-model N] [--kappa X] ...
+//! cargo run --release --example univae -- --help
 //! ```
-//! `--data` defaults to `../shared/data/fortune-sentences` (relative to the project root;
-//! the folder must hold `train.txt` and `test.txt`, one sentence per line). The last line
-//! printed is `test NLL: <x> nats/char`.
+//! `--data` defaults to the repository's `data/fortune-sentences` (the folder must hold
+//! `train.txt` and `test.txt`, one sentence per line). The model's defaults are
+//! `UniVaeConfig`'s. The last line printed is `test NLL: <x> nats/char`.
 
 mod common;
 
@@ -20,91 +18,76 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use elbo::data::{CharVocab, SentenceData, TokenBatch, read_sentences};
+use clap::Parser;
+use elbo::data::{CharVocab, SentenceData, TokenBatch};
 use elbo::models::univae::{Latents, UniVae, UniVaeConfig};
 use elbo::objective::{LikelihoodConfig, elbo_estimate, log_likelihood};
 use elbo::train::{FitConfig, LrSchedule, fit};
 use elbo::{Batch, LatentVariableModel};
 
-const USAGE: &str = "usage: univae [--data DIR] [--epochs N] [--batch-size N] [--lr X]
-       [--d-model N] [--layers N] [--latent-layers N] [--latent-dim N] [--kappa X]
-       [--dropout X] [--token-dropout X] [--seed N] [--eval N] [--k N] [--device flex|wgpu]
-defaults: --data ../shared/data/fortune-sentences --epochs 20 --batch-size 64 --lr 1e-3
-          --d-model 96 --layers 4 --latent-layers 2 --latent-dim 32 --kappa 150
-          --dropout 0 --token-dropout 0 --seed 0 --eval 1000 (test sentences) --k 20";
-
+/// Trains UniVAE (one Transformer as encoder and decoder, one vMF latent per top layer) on
+/// sentences at character level; prints reconstructions, sentences from random latents
+/// and latent swaps, and reports reconstruction accuracy and the NLL per character.
+#[derive(Parser)]
+#[command(name = "univae")]
 struct Args {
+    /// Sentence corpus folder (train.txt, test.txt).
+    #[arg(long, value_name = "DIR", default_value_os_t = common::data::default_text_dir())]
     data: PathBuf,
+    /// Training epochs.
+    #[arg(long, default_value_t = 20)]
     epochs: usize,
+    /// Sentences per training batch.
+    #[arg(long, default_value_t = 64)]
     batch_size: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Transformer width.
+    #[arg(long, default_value_t = UniVaeConfig::new(0).d_model)]
     d_model: usize,
+    /// Transformer layers.
+    #[arg(long, default_value_t = UniVaeConfig::new(0).layers)]
     layers: usize,
+    /// Top layers that each carry a vMF latent.
+    #[arg(long, default_value_t = UniVaeConfig::new(0).latent_layers)]
     latent_layers: usize,
+    /// Dimensions of each latent.
+    #[arg(long, default_value_t = UniVaeConfig::new(0).latent_dim)]
     latent_dim: usize,
+    /// The latents' fixed vMF concentration.
+    #[arg(long, default_value_t = UniVaeConfig::new(0).kappa)]
     kappa: f64,
+    /// Dropout in the Transformer.
+    #[arg(long, default_value_t = UniVaeConfig::new(0).dropout)]
     dropout: f64,
+    /// Probability of replacing a decoder input token (word dropout).
+    #[arg(long, default_value_t = UniVaeConfig::new(0).token_dropout)]
     token_dropout: f64,
+    /// Seed of the initial weights, the batches and the evaluation draws.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Test sentences to evaluate.
+    #[arg(long, default_value_t = 1000)]
     eval: usize,
+    /// Importance samples per test sentence for the NLL.
+    #[arg(long, default_value_t = 20)]
     k: usize,
+    /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
+    #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
 }
 
-fn parse_args() -> Result<Args, String> {
-    // The model's defaults are UniVaeConfig's.
-    let model = UniVaeConfig::new(0);
-    let mut args = Args {
-        data: PathBuf::from("../shared/data/fortune-sentences"),
-        epochs: 20,
-        batch_size: 64,
-        lr: 1e-3,
-        d_model: model.d_model,
-        layers: model.layers,
-        latent_layers: model.latent_layers,
-        latent_dim: model.latent_dim,
-        kappa: model.kappa,
-        dropout: model.dropout,
-        token_dropout: model.token_dropout,
-        seed: 0,
-        eval: 1000,
-        k: 20,
-        device: "flex".into(),
-    };
-    let mut flags = common::Flags::from_env();
-    while let Some(flag) = flags.next_flag() {
-        match flag.as_str() {
-            "--help" | "-h" => return Err(String::new()),
-            "--data" => args.data = flags.value(&flag)?,
-            "--epochs" => args.epochs = flags.value(&flag)?,
-            "--batch-size" => args.batch_size = flags.value(&flag)?,
-            "--lr" => args.lr = flags.value(&flag)?,
-            "--d-model" => args.d_model = flags.value(&flag)?,
-            "--layers" => args.layers = flags.value(&flag)?,
-            "--latent-layers" => args.latent_layers = flags.value(&flag)?,
-            "--latent-dim" => args.latent_dim = flags.value(&flag)?,
-            "--kappa" => args.kappa = flags.value(&flag)?,
-            "--dropout" => args.dropout = flags.value(&flag)?,
-            "--token-dropout" => args.token_dropout = flags.value(&flag)?,
-            "--seed" => args.seed = flags.value(&flag)?,
-            "--eval" => args.eval = flags.value(&flag)?,
-            "--k" => args.k = flags.value(&flag)?,
-            "--device" => args.device = flags.value(&flag)?,
-            _ => return Err(format!("unknown flag {flag}")),
-        }
-    }
-    Ok(args)
-}
-
 fn main() {
-    common::main_with(USAGE, parse_args, run);
+    common::main_with(run);
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = common::device(&args.device)?;
     let max_chars = 64;
-    let train_text = read_sentences(args.data.join("train.txt"), max_chars)?;
-    let mut test_text = read_sentences(args.data.join("test.txt"), max_chars)?;
+    let corpus = common::data::load_sentences(&args.data, max_chars)?;
+    let train_text = corpus.train;
+    let mut test_text = corpus.test;
     test_text.truncate(args.eval.max(2));
     let vocab = CharVocab::from_sentences(&train_text);
     let config = UniVaeConfig::new(vocab.len())

@@ -3,13 +3,12 @@
 //! `--samples` posterior draws, 12 in the paper) and the rate `E_x KL(p(z|x) ‖ N(0, I))`.
 //!
 //! ```text
-//! cargo run --release --example vib -- [--data DIR] [--epochs N] [--batch-size N] [--lr X]
-//!     [--betas B1,B2,..] [--latent N] [--samples N] [--seed N] [--device flex|wgpu]
+//! cargo run --release --example vib -- [--betas B1,B2,..] [--epochs N] ...
+//! cargo run --release --example vib -- --help
 //! ```
-//! `--data` defaults to `../shared/data/mnist-10k` (relative to the project root); the
-//! folder must hold `train-images-idx3-ubyte.gz`, `train-labels-idx1-ubyte.gz`,
-//! `t10k-images-idx3-ubyte.gz` and `t10k-labels-idx1-ubyte.gz`. Images are grey levels in
-//! `[0, 1]`, not binarised.
+//! `--data` defaults to the repository's `data/mnist-10k`; the folder must hold the four
+//! MNIST files (`elbo::data::Mnist::FILES`). Images are grey levels in `[0, 1]`, not
+//! binarised.
 //!
 //! The model is the paper's MNIST one: 784 → 1024 → 1024 ReLU → a `--latent`-dimensional
 //! Gaussian bottleneck → a linear softmax classifier, trained with Adam at `--lr` (1e-4, as
@@ -29,84 +28,72 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::Device;
+use clap::Parser;
 use elbo::data::{LabeledImageData, TrainData};
 use elbo::models::{Vib, VibConfig};
 use elbo::train::{FitConfig, LrSchedule, fit};
 
-const USAGE: &str = "usage: vib [--data DIR] [--epochs N] [--batch-size N] [--lr X]
-       [--betas B1,B2,..] [--latent N] [--samples N] [--seed N] [--device flex|wgpu]
-defaults: --data ../shared/data/mnist-10k --epochs 20 --batch-size 100 --lr 1e-4
-          --betas 1e-8,1e-6,1e-4,1e-3,1e-2,1e-1 --latent 256 --samples 12 --seed 0";
-
 /// Test examples evaluated at once (bounds the memory of the 1024-wide trunk).
 const EVAL_CHUNK: usize = 1000;
 
+/// Trains the deep variational information bottleneck on MNIST-format data for each β of
+/// a sweep; reports the test accuracy and the rate KL(p(z|x) ‖ N(0, I)) of each.
+#[derive(Parser)]
+#[command(name = "vib")]
 struct Args {
+    /// MNIST-format data folder.
+    #[arg(long, value_name = "DIR", default_value_os_t = common::data::default_mnist_dir())]
     data: PathBuf,
+    /// Training epochs per β.
+    #[arg(long, default_value_t = 20)]
     epochs: usize,
+    /// Images per training batch.
+    #[arg(long, default_value_t = 100)]
     batch_size: usize,
+    /// Adam learning rate (decayed by 0.97 every two epochs).
+    #[arg(long, default_value_t = 1e-4)]
     lr: f64,
+    /// The β of each run, comma-separated.
+    #[arg(
+        long,
+        value_name = "B1,B2,..",
+        value_delimiter = ',',
+        default_value = "1e-8,1e-6,1e-4,1e-3,1e-2,1e-1",
+        value_parser = beta
+    )]
     betas: Vec<f64>,
+    /// Dimensions of the Gaussian bottleneck.
+    #[arg(long, default_value_t = 256)]
     latent: usize,
+    /// Posterior draws the test softmax is averaged over.
+    #[arg(long, default_value_t = 12, value_parser = at_least_one)]
     samples: usize,
+    /// Seed of the initial weights and the batches.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
+    #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
 }
 
-fn parse_betas(flag: &str, list: &str) -> Result<Vec<f64>, String> {
-    let betas = list
-        .split(',')
-        .map(|b| {
-            let b = b.trim();
-            b.parse::<f64>()
-                .map_err(|e| format!("{flag} {list}: {b:?} is not a number ({e})"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(b) = betas.iter().find(|b| !(**b >= 0.0 && b.is_finite())) {
-        return Err(format!("{flag} {list}: {b} is not a finite β >= 0"));
+/// A finite β ≥ 0.
+fn beta(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(b) if b >= 0.0 && b.is_finite() => Ok(b),
+        _ => Err(format!("{value:?} is not a finite β >= 0")),
     }
-    Ok(betas)
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        data: PathBuf::from("../shared/data/mnist-10k"),
-        epochs: 20,
-        batch_size: 100,
-        lr: 1e-4,
-        betas: vec![1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1],
-        latent: 256,
-        samples: 12,
-        seed: 0,
-        device: "flex".into(),
-    };
-    let mut flags = common::Flags::from_env();
-    while let Some(flag) = flags.next_flag() {
-        match flag.as_str() {
-            "--help" | "-h" => return Err(String::new()),
-            "--data" => args.data = flags.value(&flag)?,
-            "--epochs" => args.epochs = flags.value(&flag)?,
-            "--batch-size" => args.batch_size = flags.value(&flag)?,
-            "--lr" => args.lr = flags.value(&flag)?,
-            "--betas" => {
-                let list: String = flags.value(&flag)?;
-                args.betas = parse_betas(&flag, &list)?;
-            }
-            "--latent" => args.latent = flags.value(&flag)?,
-            "--samples" => args.samples = flags.value(&flag)?,
-            "--seed" => args.seed = flags.value(&flag)?,
-            "--device" => args.device = flags.value(&flag)?,
-            _ => return Err(format!("unknown flag {flag}")),
-        }
+/// A count of at least 1.
+fn at_least_one(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{value} is not a count >= 1")),
     }
-    if args.samples == 0 {
-        return Err("--samples 0: at least one posterior draw".into());
-    }
-    Ok(args)
 }
 
 fn main() {
-    common::main_with(USAGE, parse_args, run);
+    common::main_with(run);
 }
 
 /// Test accuracy and mean KL over all of `test`, in chunks.
@@ -136,16 +123,9 @@ struct Row {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = common::device(&args.device)?;
-    let train = LabeledImageData::load(
-        args.data.join("train-images-idx3-ubyte.gz"),
-        args.data.join("train-labels-idx1-ubyte.gz"),
-        10,
-    )?;
-    let test = LabeledImageData::load(
-        args.data.join("t10k-images-idx3-ubyte.gz"),
-        args.data.join("t10k-labels-idx1-ubyte.gz"),
-        10,
-    )?;
+    let mnist = common::data::load_mnist(&args.data)?;
+    let train = LabeledImageData::new(mnist.train, mnist.train_labels, 10)?;
+    let test = LabeledImageData::new(mnist.test, mnist.test_labels, 10)?;
     let input_dim = train.images().dim();
     println!(
         "data: {} training and {} test images ({}×{}, grey levels in [0, 1]), device {}",

@@ -4,10 +4,10 @@
 //! reconstruction grids.
 //!
 //! ```text
-//! cargo run --release --example vmf_vae -- [--data DIR] [--epochs N] [--batch-size N]
-//!     [--latent N] [--kappa learned|X] [--lr X] [--seed N] [--k N] [--out DIR]
+//! cargo run --release --example vmf_vae -- [--latent N] [--kappa learned|X] ...
+//! cargo run --release --example vmf_vae -- --help
 //! ```
-//! `--data` defaults to `../shared/data/mnist-10k` (relative to the project root). `--latent`
+//! `--data` defaults to the repository's `data/mnist-10k`. `--latent`
 //! is the ambient dimension `d` of the sphere `S^{d−1}` (at least 2). The last line printed
 //! is `test NLL (K=<k>): <x> nats (± <se>)`.
 
@@ -17,72 +17,68 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::Device;
+use clap::Parser;
 use elbo::data::{Binarization, ImageData};
 use elbo::models::{VmfKappa, VmfVaeConfig};
 use elbo::train::{FitConfig, fit};
 
-const USAGE: &str = "usage: vmf_vae [--data DIR] [--epochs N] [--batch-size N] [--latent N]
-       [--kappa learned|X] [--lr X] [--seed N] [--k N] [--out DIR]
-defaults: --data ../shared/data/mnist-10k --epochs 10 --batch-size 128 --latent 10
-          --kappa learned --lr 1e-3 --seed 0 --k 1000 --out out/vmf_vae";
-
+/// Trains the vMF-VAE (latents on the unit sphere, uniform prior) on MNIST-format data,
+/// then reports the importance-sampled test NLL and writes sample and reconstruction grids.
+#[derive(Parser)]
+#[command(name = "vmf_vae")]
 struct Args {
+    /// MNIST-format data folder.
+    #[arg(long, value_name = "DIR", default_value_os_t = common::data::default_mnist_dir())]
     data: PathBuf,
+    /// Training epochs.
+    #[arg(long, default_value_t = 10)]
     epochs: usize,
+    /// Images per training batch.
+    #[arg(long, default_value_t = 128)]
     batch_size: usize,
+    /// Ambient dimension d of the latent sphere S^{d−1}.
+    #[arg(long, default_value_t = 10)]
     latent: usize,
+    /// The concentration: `learned` (one per example, from the encoder) or a fixed κ > 0.
+    #[arg(long, value_name = "learned|X", default_value = "learned", value_parser = kappa)]
     kappa: VmfKappa,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Seed of the initial weights, the batches and the evaluation draws.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Importance samples per test image for the NLL.
+    #[arg(long, default_value_t = 1000)]
     k: usize,
+    /// Folder for the picture grids.
+    #[arg(long, value_name = "DIR", default_value = "out/vmf_vae")]
     out: PathBuf,
+    /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
+    #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
+    device: String,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        data: PathBuf::from("../shared/data/mnist-10k"),
-        epochs: 10,
-        batch_size: 128,
-        latent: 10,
-        kappa: VmfKappa::Learned,
-        lr: 1e-3,
-        seed: 0,
-        k: 1000,
-        out: PathBuf::from("out/vmf_vae"),
-    };
-    let mut flags = common::Flags::from_env();
-    while let Some(flag) = flags.next_flag() {
-        match flag.as_str() {
-            "--help" | "-h" => return Err(String::new()),
-            "--data" => args.data = flags.value(&flag)?,
-            "--epochs" => args.epochs = flags.value(&flag)?,
-            "--batch-size" => args.batch_size = flags.value(&flag)?,
-            "--latent" => args.latent = flags.value(&flag)?,
-            "--kappa" => {
-                let value: String = flags.value(&flag)?;
-                args.kappa = match value.as_str() {
-                    "learned" => VmfKappa::Learned,
-                    v => VmfKappa::Fixed(v.parse().map_err(|e| format!("{flag} {v}: {e}"))?),
-                }
-            }
-            "--lr" => args.lr = flags.value(&flag)?,
-            "--seed" => args.seed = flags.value(&flag)?,
-            "--k" => args.k = flags.value(&flag)?,
-            "--out" => args.out = flags.value(&flag)?,
-            _ => return Err(format!("unknown flag {flag}")),
-        }
+/// `learned` or a number (the config checks that it is positive).
+fn kappa(value: &str) -> Result<VmfKappa, String> {
+    match value {
+        "learned" => Ok(VmfKappa::Learned),
+        v => v
+            .parse()
+            .map(VmfKappa::Fixed)
+            .map_err(|e| format!("{v}: {e}; use learned or a number")),
     }
-    Ok(args)
 }
 
 fn main() {
-    common::main_with(USAGE, parse_args, run);
+    common::main_with(run);
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let device = Device::flex();
-    let (train, test) = common::load_mnist(&args.data)?;
+    let device = common::device(&args.device)?;
+    let mnist = common::data::load_mnist(&args.data)?;
+    let test = mnist.binarized_test();
+    let train = mnist.train;
     println!(
         "data: {} training images, {} test images; latents on S^{} (kappa {:?})",
         train.count,

@@ -22,9 +22,8 @@ use crate::error::Error;
 /// ```
 /// use burn::module::Module;
 /// use burn::nn::LinearConfig;
-/// use burn::tensor::Device;
 /// use elbo::Ema;
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let model = LinearConfig::new(2, 2).init(&device);
 /// let mut ema = Ema::new(&model, 0.5)?;
 /// // Moving the model to zero weights halves the average's.

@@ -37,6 +37,24 @@ pub enum Error {
         /// What is wrong with it and what was expected.
         reason: String,
     },
+    /// A data folder does not exist or lacks files it must hold. Every file is checked
+    /// before any is read, so one error names everything that is missing.
+    #[error("{}", data_folder_message(folder, kind, *exists, missing, required, set_by.as_deref()))]
+    DataFolder {
+        /// The folder that was given.
+        folder: PathBuf,
+        /// What the folder holds, in words ("MNIST", "sentence").
+        kind: &'static str,
+        /// Whether the folder exists (as a folder).
+        exists: bool,
+        /// The required files it lacks (all of them when it does not exist).
+        missing: Vec<String>,
+        /// Every file it must hold.
+        required: Vec<String>,
+        /// How the caller chose the folder (a flag such as `--data DIR`, an environment
+        /// variable), for the message; see [`Error::set_by`].
+        set_by: Option<String>,
+    },
     /// An I/O operation failed.
     #[error("I/O error on {}: {source}", path.display())]
     Io {
@@ -117,6 +135,23 @@ impl Error {
         }
     }
 
+    /// Names how the data folder of an [`Error::DataFolder`] is chosen (`"--data DIR"`,
+    /// `"$ELBO_MNIST_DIR"`), so that its message says what to change; other errors pass
+    /// through unchanged.
+    ///
+    /// ```
+    /// let err = elbo::data::Mnist::load("no/such/folder").unwrap_err().set_by("--data DIR");
+    /// let message = err.to_string();
+    /// assert!(message.contains("no/such/folder") && message.contains("--data DIR"));
+    /// assert!(message.contains("train-images-idx3-ubyte.gz"));
+    /// ```
+    pub fn set_by(mut self, how: impl Into<String>) -> Self {
+        if let Error::DataFolder { set_by, .. } = &mut self {
+            *set_by = Some(how.into());
+        }
+        self
+    }
+
     /// Shorthand for [`Error::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
@@ -124,6 +159,31 @@ impl Error {
             source,
         }
     }
+}
+
+/// The message of [`Error::DataFolder`].
+fn data_folder_message(
+    folder: &std::path::Path,
+    kind: &str,
+    exists: bool,
+    missing: &[String],
+    required: &[String],
+    set_by: Option<&str>,
+) -> String {
+    let problem = if exists {
+        format!("is missing {}", missing.join(", "))
+    } else {
+        "does not exist or is not a folder".to_string()
+    };
+    let fix = match set_by {
+        Some(how) => format!("; point {how} at a folder that holds them"),
+        None => String::new(),
+    };
+    format!(
+        "{kind} data folder {}: {problem}; it must hold {}{fix}",
+        folder.display(),
+        required.join(", ")
+    )
 }
 
 /// Checks that `value > 0` (false for NaN).

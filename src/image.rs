@@ -31,8 +31,8 @@ fn image_error(path: &Path, reason: impl Into<String>) -> Error {
 /// cannot be written.
 ///
 /// ```no_run
-/// use burn::tensor::{Device, Tensor};
-/// let images = Tensor::<2>::zeros([16, 28 * 28], &Device::flex());
+/// use burn::tensor::Tensor;
+/// let images = Tensor::<2>::zeros([16, 28 * 28], &elbo::device::default_device());
 /// elbo::image::save_grid("grid.png", images, 28, 28, 4)?;
 /// # Ok::<(), elbo::Error>(())
 /// ```

@@ -37,10 +37,10 @@
 //! ## Quick start
 //!
 //! ```
-//! use burn::tensor::{Device, Tensor};
+//! use burn::tensor::Tensor;
 //! use elbo::prelude::*;
 //!
-//! let device = Device::flex();
+//! let device = elbo::device::default_device(); // flex, the CPU, in the default build
 //! let vae = GaussianVaeConfig::new(16, 2).with_hidden(vec![32]).init(&device)?;
 //! let x = Tensor::<2>::ones([8, 16], &device); // a batch of binary data
 //!
@@ -54,21 +54,33 @@
 //! # Ok::<(), elbo::Error>(())
 //! ```
 //!
-//! ## Devices
+//! ## Devices and features
 //!
 //! Every API takes a `&Device`. The default feature `flex` gives burn's pure-Rust CPU
-//! backend (`Device::flex()`); the `wgpu` feature adds `Device::wgpu(..)`. Training uses
-//! `device.autodiff()`; evaluation uses `model.valid()`.
+//! backend (`Device::flex()`) with this crate's CPU kernels; the `wgpu` feature adds
+//! `Device::wgpu(..)`, the `cuda` feature `Device::cuda(..)`; [`device::from_name`] picks
+//! one by name. The `png` feature (default) writes picture grids ([`image`]). Training
+//! uses `device.autodiff()`; evaluation uses `model.valid()`.
+//!
+//! ## Logging
+//!
+//! The fit loop reports each epoch through the [`log`](https://docs.rs/log) crate (at
+//! `info`, target `elbo::train`) when [`FitConfig::log_epochs`](train::FitConfig) is set;
+//! install any logger (`env_logger`, `tracing-log`) to see it. Progress bars are drawn on
+//! standard error, and only when it is a terminal.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod allocator;
 mod atomic_write;
 pub mod data;
+pub mod device;
 pub mod distributions;
 pub mod ema;
 mod error;
 #[cfg(feature = "png")]
+#[cfg_attr(docsrs, doc(cfg(feature = "png")))]
 pub mod image;
 pub mod kernels;
 pub mod math;

@@ -24,11 +24,11 @@
 //! use burn::module::Module;
 //! use burn::nn::LinearConfig;
 //! use burn::optim::GradientsParams;
-//! use burn::tensor::{Device, Tensor};
+//! use burn::tensor::Tensor;
 //! use elbo::optim::FusedAdamConfig;
 //!
 //! # fn main() -> elbo::Result<()> {
-//! let device = Device::flex().autodiff();
+//! let device = elbo::device::default_device().autodiff();
 //! let mut linear = LinearConfig::new(4, 2).init(&device);
 //! let mut optimizer = FusedAdamConfig::new().init()?;
 //! let x = Tensor::<2>::ones([8, 4], &device);

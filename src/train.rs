@@ -87,13 +87,16 @@ pub struct FitConfig {
     pub lr_schedule: LrSchedule,
     /// What is minimised.
     pub objective: Objective,
-    /// Show a progress bar (on a terminal).
+    /// Show a progress bar (on standard error, and only when it is a terminal).
     pub progress: bool,
     /// Write a checkpoint to this folder after every epoch.
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue from the latest checkpoint in `checkpoint_dir`, if there is one.
     pub resume: bool,
-    /// Print one line per epoch to standard output.
+    /// Report one line per epoch (loss, bound, KL, learning rate, time) through the `log`
+    /// crate, at `info` level with target `elbo::train`: a program shows it by installing a
+    /// logger, as the examples do with `env_logger`. The same figures are in the returned
+    /// [`History`] either way.
     pub log_epochs: bool,
     /// Clip each parameter's gradient to this L2 norm before the update (burn's
     /// `GradientClipping::Norm`, applied per parameter tensor); `None` leaves gradients
@@ -234,12 +237,11 @@ fn mix_seed(seed: u64, epoch: usize) -> u64 {
 ///
 /// # Example
 /// ```
-/// use burn::tensor::Device;
 /// use elbo::data::{Binarization, ImageData, Images};
 /// use elbo::models::GaussianVaeConfig;
 /// use elbo::train::{FitConfig, fit};
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let images = Images { count: 16, rows: 2, cols: 2, pixels: (0..64).map(|i| (i * 4) as u8).collect() };
 /// let data = ImageData::new(images, Binarization::Dynamic);
 /// let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![8]);
@@ -357,12 +359,16 @@ where
             seconds: started.elapsed().as_secs_f64(),
         };
         if config.log_epochs && config.objective == Objective::ModelLoss {
-            println!(
+            log::info!(
                 "epoch {:>3}/{}  loss {:9.5}  lr {:.2e}  {:6.2} s",
-                record.epoch, config.epochs, record.loss, record.learning_rate, record.seconds
+                record.epoch,
+                config.epochs,
+                record.loss,
+                record.learning_rate,
+                record.seconds
             );
         } else if config.log_epochs {
-            println!(
+            log::info!(
                 "epoch {:>3}/{}  loss {:9.3}  -bound {:9.3} nats  KL {:7.3}  lr {:.2e}  {:6.2} s",
                 record.epoch,
                 config.epochs,
@@ -375,7 +381,7 @@ where
             if record.kl_groups.len() > 1 {
                 let groups: Vec<String> =
                     record.kl_groups.iter().map(|k| format!("{k:.2}")).collect();
-                println!("           KL per group (top first): {}", groups.join(" "));
+                log::info!("           KL per group (top first): {}", groups.join(" "));
             }
         }
         history.epochs.push(record);
@@ -398,10 +404,12 @@ where
     Ok((ema.map_or(model, Ema::into_model), history))
 }
 
-/// A progress bar of `len` steps labelled `prefix` (hidden unless `show`), shared by the fit
-/// loop and the samplers.
+/// A progress bar of `len` steps labelled `prefix`, drawn on standard error when `show` is
+/// set and standard error is a terminal (hidden otherwise: no bar in a log file or a pipe);
+/// shared by the fit loop and the samplers.
 pub(crate) fn progress_bar(show: bool, len: usize, prefix: String) -> indicatif::ProgressBar {
-    if !show {
+    use std::io::IsTerminal;
+    if !show || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len as u64);

@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::Tensor;
 use common::host;
-use elbo::data::{Binarization, ImageData, Images, TrainData, shuffled_batches};
+use elbo::data::{Binarization, ImageData, TrainData, shuffled_batches};
 use elbo::models::{BnScale, BnVae, BnVaeConfig};
 use elbo::objective::ElboObjective;
 use elbo::{Error, LatentVariableModel};
@@ -16,10 +16,7 @@ const EPS: f64 = 1e-5; // BnVaeConfig's default BN ε
 const DELTA: f64 = 1e-6; // the split head's minimum variance
 
 fn mnist(n: usize) -> ImageData {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/mnist-10k/train-images-idx3-ubyte.gz");
-    let images = Images::load(path).unwrap().slice(0, n).unwrap();
-    ImageData::new(images, Binarization::Dynamic)
+    ImageData::new(common::mnist_train(n), Binarization::Dynamic)
 }
 
 /// Per-dimension ratio `v / (v + ε)` of BN's output variance for the raw mean (`second =

@@ -12,7 +12,7 @@ use elbo::models::ConvVaeConfig;
 use elbo::train::{FitConfig, fit};
 use elbo::{Encoder, Error, LatentVariableModel};
 
-/// `../shared/reference-pytorch/conv_vae.py`'s model has
+/// `reference/pytorch/conv_vae.py`'s model has
 /// conv1 1·32·16 + 32, conv2 32·64·16 + 64, two heads 2·(3136·32 + 32), dec_fc 32·3136 + 3136,
 /// deconv1 64·32·16 + 32, deconv2 32·1·16 + 1 = 370,945 parameters
 /// (`sum(p.numel() for p in ConvVae().parameters())`); ours must have exactly as many.

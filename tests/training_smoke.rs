@@ -3,28 +3,15 @@
 
 mod common;
 
-use elbo::data::{Binarization, ImageData, Images};
+use elbo::data::{Binarization, ImageData};
 use elbo::models::GaussianVaeConfig;
 use elbo::objective::Objective;
 use elbo::train::{FitConfig, fit};
 
-fn mnist_slice(n: usize) -> Images {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/mnist-10k/train-images-idx3-ubyte.gz");
-    if !path.exists() {
-        // The shared data sits beside the project in CI and on the team's machines.
-        panic!(
-            "{} is missing: the smoke test needs the shared MNIST subset",
-            path.display()
-        );
-    }
-    Images::load(path).unwrap().slice(0, n).unwrap()
-}
-
 #[test]
 fn a_few_hundred_steps_lower_the_negative_elbo() {
     let device = common::device();
-    let images = mnist_slice(1024);
+    let images = common::mnist_train(1024);
     let data = ImageData::new(images, Binarization::Dynamic);
     let config = GaussianVaeConfig::new(784, 10).with_hidden(vec![128]);
     // 1024 images / batch 32 = 32 steps per epoch, 10 epochs = 320 steps.
@@ -58,7 +45,7 @@ fn a_few_hundred_steps_lower_the_negative_elbo() {
 #[test]
 fn the_iwae_objective_trains() {
     let device = common::device();
-    let images = mnist_slice(512);
+    let images = common::mnist_train(512);
     let data = ImageData::new(images, Binarization::Dynamic);
     let config = GaussianVaeConfig::new(784, 10).with_hidden(vec![64]);
     let mut fit_config = FitConfig::new(5, 32);

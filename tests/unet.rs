@@ -60,7 +60,7 @@ fn unet_keeps_the_shape_through_every_level() {
     }
 }
 
-/// The defaults are the reference PyTorch U-Net (`../shared/reference-pytorch/ddpm.py`):
+/// The defaults are the reference PyTorch U-Net (`reference/pytorch/ddpm.py`):
 /// its parameter count, derived by hand from that file's layers, is matched exactly.
 #[test]
 fn defaults_have_the_reference_unets_parameter_count() {

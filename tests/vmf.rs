@@ -314,19 +314,14 @@ fn bad_parameters_are_errors() {
 
 mod vmf_vae {
     use super::*;
-    use elbo::data::{Binarization, ImageData, Images, TrainData};
+    use elbo::data::{Binarization, ImageData, TrainData};
     use elbo::models::{VmfKappa, VmfVaeConfig};
     use elbo::objective::{LikelihoodConfig, log_likelihood};
     use elbo::train::{FitConfig, fit};
     use elbo::{Encoder, LatentVariableModel};
 
     fn mnist(n: usize) -> ImageData {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/mnist-10k/train-images-idx3-ubyte.gz");
-        ImageData::new(
-            Images::load(path).unwrap().slice(0, n).unwrap(),
-            Binarization::Dynamic,
-        )
+        ImageData::new(common::mnist_train(n), Binarization::Dynamic)
     }
 
     #[test]

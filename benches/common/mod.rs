@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 use criterion::Criterion;
 use elbo::LatentVariableModel;
 use elbo::data::{
-    Binarization, CharVocab, ImageData, Images, SentenceData, TokenBatch, TrainData, read_sentences,
+    Binarization, CharVocab, ImageData, Mnist, SentenceCorpus, SentenceData, TokenBatch, TrainData,
 };
 use elbo::models::ddpm::{Ddpm, DdpmConfig};
 use elbo::nn::UNet;
@@ -19,43 +19,50 @@ use elbo::objective::Objective;
 use elbo::optim::FusedAdamConfig;
 use rand::SeedableRng;
 
-/// The device named by `$ELBO_BENCH_DEVICE`: `flex` (the default) or `wgpu` (with the
-/// `wgpu` feature). Also keeps freed memory in the process
-/// ([`elbo::retain_freed_memory`]), as the examples and any training program should, so
-/// the figures are what a training run sees.
+/// The device named by `$ELBO_BENCH_DEVICE` (`flex`, `wgpu`, `cuda`, as
+/// [`elbo::device::from_name`] reads it; a backend needs its cargo feature), else the
+/// build's default ([`elbo::device::DEFAULT_NAME`]). Also keeps freed memory in the
+/// process ([`elbo::retain_freed_memory`]), as the examples and any training program
+/// should, so the figures are what a training run sees.
 pub fn device() -> Device {
     elbo::retain_freed_memory();
-    match std::env::var("ELBO_BENCH_DEVICE").as_deref() {
-        #[cfg(feature = "wgpu")]
-        Ok("wgpu") => Device::wgpu(Default::default()),
-        Ok("flex") | Err(_) => Device::flex(),
-        Ok(other) => panic!("ELBO_BENCH_DEVICE={other}: use flex or wgpu (with --features wgpu)"),
-    }
+    let name =
+        std::env::var("ELBO_BENCH_DEVICE").unwrap_or_else(|_| elbo::device::DEFAULT_NAME.into());
+    elbo::device::from_name(&name).unwrap_or_else(|e| panic!("ELBO_BENCH_DEVICE: {e}"))
 }
 
-/// `../shared/data/mnist-10k`, or `$ELBO_MNIST_DIR`.
+/// The repository's `data/mnist-10k` (found from `CARGO_MANIFEST_DIR`), or
+/// `$ELBO_MNIST_DIR`.
 pub fn mnist_dir() -> PathBuf {
     std::env::var_os("ELBO_MNIST_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist-10k")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist-10k"))
 }
 
-/// `../shared/data/fortune-sentences`, or `$ELBO_TEXT_DIR`.
+/// The MNIST folder of [`mnist_dir`]; a missing or wrong folder stops the bench with the
+/// loader's message.
+pub fn mnist() -> Mnist {
+    Mnist::load(mnist_dir())
+        .map_err(|e| e.set_by("$ELBO_MNIST_DIR"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The repository's `data/fortune-sentences` (found from `CARGO_MANIFEST_DIR`), or
+/// `$ELBO_TEXT_DIR`.
 pub fn text_dir() -> PathBuf {
     std::env::var_os("ELBO_TEXT_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/fortune-sentences")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/fortune-sentences"))
 }
 
 /// The first 16 batches of `batch_size` training sentences that the fit loop would draw
 /// in an epoch (length-bucketed, see `TrainData::epoch_batches`), with the vocabulary
 /// built from the training file.
 pub fn sentence_batches(device: &Device, batch_size: usize) -> (CharVocab, Vec<TokenBatch>) {
-    let text = read_sentences(text_dir().join("train.txt"), 64).expect("sentence data");
+    let text = SentenceCorpus::load(text_dir(), 64)
+        .map_err(|e| e.set_by("$ELBO_TEXT_DIR"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .train;
     let vocab = CharVocab::from_sentences(&text);
     let data = SentenceData::new(&text, &vocab);
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
@@ -72,7 +79,7 @@ pub fn sentence_batches(device: &Device, batch_size: usize) -> (CharVocab, Vec<T
 /// 32) on `device` (autodiff), with 8 batches of 64 training images in grey levels (the
 /// model scales them to [−1, 1]).
 pub fn ddpm_train_step(device: &Device) -> (TrainStep<Ddpm<UNet>>, Vec<Tensor<2>>) {
-    let images = Images::load(mnist_dir().join("train-images-idx3-ubyte.gz")).expect("MNIST data");
+    let images = mnist().train;
     let batches = (0..8)
         .map(|i| {
             let slice = images.slice(i * 64, 64).unwrap();
@@ -88,16 +95,13 @@ pub fn ddpm_train_step(device: &Device) -> (TrainStep<Ddpm<UNet>>, Vec<Tensor<2>
 
 /// The first `n` images of the fixed binarisation of the MNIST test set, flat.
 pub fn mnist_binary_test(device: &Device, n: usize) -> Tensor<2> {
-    let test = Images::load(mnist_dir().join("t10k-images-binarized-seed1234-idx3-ubyte.gz"))
-        .expect("MNIST data");
-    let x = test.slice(0, n).unwrap();
+    let x = mnist().binarized_test().slice(0, n).unwrap();
     x.to_tensor(x.binary().unwrap(), device).unwrap()
 }
 
 /// 16 dynamically binarised MNIST training batches of `batch_size` flat images.
 pub fn mnist_train_batches(device: &Device, batch_size: usize) -> Vec<Tensor<2>> {
-    let images = Images::load(mnist_dir().join("train-images-idx3-ubyte.gz")).expect("MNIST data");
-    let data = ImageData::new(images, Binarization::Dynamic);
+    let data = ImageData::new(mnist().train, Binarization::Dynamic);
     let mut rng = rand::rngs::StdRng::seed_from_u64(123);
     (0..16)
         .map(|i| {

@@ -1,8 +1,10 @@
-//! What the examples share: the command-line entry point, the device flag, and (for the
-//! MNIST examples) the data files, the evaluation lines and the picture grids.
+//! What the examples share: the entry point (flags, logger), the device flag, the data
+//! folders, and (for the MNIST examples) the evaluation lines and the picture grids.
 
 // Each example uses its own subset.
 #![allow(dead_code)]
+
+pub mod data;
 
 use std::path::Path;
 use std::time::Instant;
@@ -13,25 +15,14 @@ use elbo::models::{BernoulliMlpDecoder, MlpEncoder, Vae};
 use elbo::objective::{LikelihoodConfig, elbo_estimate, log_likelihood};
 use elbo::{KlDivergence, LatentVariableModel, Posterior, PosteriorHead, Prior};
 
-/// Runs `run` on the parsed flags; prints `usage` and exits with 2 on a flag error (or
-/// `--help`, which `parse` reports as an empty message), and exits with 1 on a run error.
-/// Before running, keeps freed memory in the process ([`elbo::retain_freed_memory`]), as
-/// a training program should.
-pub fn main_with<A>(
-    usage: &str,
-    parse: impl FnOnce() -> Result<A, String>,
-    run: impl FnOnce(A) -> Result<(), Box<dyn std::error::Error>>,
-) {
-    let args = match parse() {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{usage}");
-            std::process::exit(2);
-        }
-    };
+/// Runs `run` on the flags `A` parses (clap: `--help` and flag errors exit before it
+/// starts). Before running, installs the logger that shows the library's reports (the fit
+/// loop's epoch lines, at `info`; `RUST_LOG` changes the level) and keeps freed memory in
+/// the process ([`elbo::retain_freed_memory`]), as a training program should; exits with 1
+/// on a run error, printing its message.
+pub fn main_with<A: clap::Parser>(run: impl FnOnce(A) -> Result<(), Box<dyn std::error::Error>>) {
+    let args = A::parse();
+    init_logger();
     elbo::retain_freed_memory();
     if let Err(e) = run(args) {
         eprintln!("error: {e}");
@@ -39,53 +30,23 @@ pub fn main_with<A>(
     }
 }
 
-/// The command line after the program name, read as flags and their values.
-pub struct Flags(std::iter::Skip<std::env::Args>);
-
-impl Flags {
-    /// The process's arguments.
-    pub fn from_env() -> Self {
-        Self(std::env::args().skip(1))
-    }
-
-    /// The next flag, if any.
-    pub fn next_flag(&mut self) -> Option<String> {
-        self.0.next()
-    }
-
-    /// The value that follows `flag`, parsed; the error names the flag and the value.
-    pub fn value<T>(&mut self, flag: &str) -> Result<T, String>
-    where
-        T: std::str::FromStr,
-        T::Err: std::fmt::Display,
-    {
-        let value = self.0.next().ok_or(format!("{flag} needs a value"))?;
-        value.parse().map_err(|e| format!("{flag} {value}: {e}"))
-    }
+/// Log records as plain lines on standard output, in order with the examples' own
+/// output (`info` and above unless `RUST_LOG` says otherwise); warnings and errors name
+/// their level.
+fn init_logger() {
+    use std::io::Write;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .target(env_logger::Target::Stdout)
+        .format(|buf, record| match record.level() {
+            log::Level::Info => writeln!(buf, "{}", record.args()),
+            level => writeln!(buf, "{}: {}", level.as_str().to_lowercase(), record.args()),
+        })
+        .init();
 }
 
-/// The device named by `--device`: `flex`, or `wgpu` when built with that feature.
-pub fn device(name: &str) -> Result<Device, String> {
-    match name {
-        "flex" => Ok(Device::flex()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Device::wgpu(Default::default())),
-        other => Err(format!(
-            "unknown device {other:?}: use flex{}",
-            if cfg!(feature = "wgpu") {
-                " or wgpu"
-            } else {
-                " (build with --features wgpu for wgpu)"
-            }
-        )),
-    }
-}
-
-/// The MNIST-format training images and the fixed binarised test images of `data`.
-pub fn load_mnist(data: &Path) -> Result<(Images, Images), elbo::Error> {
-    let train = Images::load(data.join("train-images-idx3-ubyte.gz"))?;
-    let test = Images::load(data.join("t10k-images-binarized-seed1234-idx3-ubyte.gz"))?;
-    Ok((train, test))
+/// The device named by `--device` (see [`elbo::device::from_name`]).
+pub fn device(name: &str) -> Result<Device, elbo::Error> {
+    elbo::device::from_name(name)
 }
 
 /// An MLP VAE for binary images with any head and prior.

@@ -39,8 +39,9 @@ fn invalid(path: &Path, reason: impl Into<String>) -> Error {
 /// element type other than unsigned byte, a corrupt gzip stream, or a length that does
 /// not match the header.
 ///
-/// ```no_run
-/// let images = elbo::data::read_idx("../shared/data/mnist-10k/t10k-images-idx3-ubyte.gz")?;
+/// ```
+/// // The repository's MNIST subset (paths relative to the repository's root).
+/// let images = elbo::data::read_idx("data/mnist-10k/t10k-images-idx3-ubyte.gz")?;
 /// assert_eq!(images.dims, vec![2000, 28, 28]);
 /// # Ok::<(), elbo::Error>(())
 /// ```

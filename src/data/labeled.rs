@@ -19,11 +19,11 @@ use crate::{Error, Result};
 /// same number of rows (models check again, and check the label range, before use).
 ///
 /// ```
-/// use burn::tensor::{Device, Int, Tensor};
+/// use burn::tensor::{Int, Tensor};
 /// use elbo::Batch;
 /// use elbo::data::LabeledBatch;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let x = Tensor::<2>::ones([3, 4], &device);
 /// let y = Tensor::<1, Int>::from_ints([0, 2, 1], &device);
 /// let batch = LabeledBatch::new(x, y)?;
@@ -139,7 +139,7 @@ impl Batch for LabeledBatch {
 /// use elbo::data::{Images, LabeledImageData, TrainData};
 /// use rand::SeedableRng;
 ///
-/// let device = burn::tensor::Device::flex();
+/// let device = elbo::device::default_device();
 /// let images = Images { count: 3, rows: 1, cols: 2, pixels: vec![0, 255, 51, 102, 255, 0] };
 /// let data = LabeledImageData::new(images, vec![1, 0, 1], 2)?;
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);

@@ -192,11 +192,10 @@ pub fn read_sentences(path: impl AsRef<Path>, max_chars: usize) -> Result<Vec<St
 /// columns that only hold padding, so chunks of similar-length sentences cost less.
 ///
 /// ```
-/// use burn::tensor::Device;
 /// use elbo::Batch;
 /// use elbo::data::{CharVocab, TokenBatch};
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let batch = TokenBatch::new(&[vec![4, 5, 6], vec![7]], &device)?;
 /// assert_eq!(batch.lengths(), &[4, 2]);
 /// assert_eq!(batch.tokens().dims(), [2, 5]);

@@ -27,11 +27,11 @@ use crate::traits::{Batch, Distribution};
 /// # Example
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::Distribution;
 /// use elbo::distributions::Bernoulli;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let p = Bernoulli::new(Tensor::<2>::zeros([2, 3], &device)); // p = 0.5 everywhere
 /// let x = Tensor::<2>::ones([2, 3], &device);
 /// let lp: Vec<f32> = p.log_prob(&x).try_into_vec_as::<f32>().unwrap();

@@ -21,11 +21,11 @@ use crate::{Error, Result};
 /// # Example
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::distributions::{DiagNormal, StdNormal};
 /// use elbo::{Distribution, KlDivergence};
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let mean = Tensor::<2>::zeros([4, 3], &device);
 /// let log_var = Tensor::<2>::zeros([4, 3], &device);
 /// let q = DiagNormal::new(mean, log_var)?;

@@ -70,11 +70,11 @@ const U_EPS: f64 = 1e-5;
 /// # Example
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::Distribution;
 /// use elbo::distributions::DiscretizedLogisticMixture;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// // A decoder's conv output for 2 images, 1 channel, 4×4 pixels, 3 components:
 /// // 3 · M · C = 9 output channels (logits, then means, then log-scales).
 /// let params = Tensor::<4>::zeros([2, 9, 4, 4], &device);

@@ -85,11 +85,11 @@ const STEPS: f64 = 127.5;
 /// # Example
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::Distribution;
 /// use elbo::distributions::DiscretizedNormal;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// // The decoder's mean and log-variance for 2 flattened 2×2 images.
 /// let mean = Tensor::<2>::zeros([2, 4], &device);
 /// let log_var = Tensor::<2>::full([2, 4], -6.0, &device);

@@ -29,11 +29,11 @@ use crate::{Error, Result};
 /// differentiable in κ.
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::distributions::{PowerSpherical, UniformSphere};
 /// use elbo::{Distribution, KlDivergence};
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let q = PowerSpherical::new(Tensor::from_floats([[0.0, 1.0]], &device), Tensor::from_floats([4.0], &device))?;
 /// let z = q.sample();
 /// assert_eq!(z.dims(), [1, 2]);

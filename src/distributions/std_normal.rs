@@ -21,11 +21,10 @@ use crate::traits::Prior;
 /// # Example
 ///
 /// ```
-/// use burn::tensor::Device;
 /// use elbo::Prior;
 /// use elbo::distributions::StdNormal;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let prior = StdNormal::new(20)?;
 /// let z = prior.sample(8, &device);
 /// assert_eq!(z.dims(), [8, 20]);

@@ -15,13 +15,12 @@ use crate::traits::Prior;
 /// ```
 ///
 /// ```
-/// use burn::tensor::Device;
 /// use elbo::Prior;
 /// use elbo::distributions::UniformSphere;
 ///
 /// let prior = UniformSphere::new(3)?;
 /// assert!((prior.log_surface_area() - (4.0 * std::f64::consts::PI).ln()).abs() < 1e-12);
-/// assert_eq!(prior.sample(5, &Device::flex()).dims(), [5, 3]);
+/// assert_eq!(prior.sample(5, &elbo::device::default_device()).dims(), [5, 3]);
 /// # Ok::<(), elbo::Error>(())
 /// ```
 #[derive(burn::module::Module, Debug)]

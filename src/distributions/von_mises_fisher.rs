@@ -38,11 +38,11 @@ use crate::{Error, Result};
 ///
 /// # Example
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::distributions::{UniformSphere, VonMisesFisher};
 /// use elbo::{Distribution, KlDivergence};
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let mu = Tensor::<2>::from_floats([[1.0, 0.0, 0.0]], &device);
 /// let q = VonMisesFisher::new(mu, Tensor::from_floats([10.0], &device))?;
 /// let z = q.sample();

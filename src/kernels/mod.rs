@@ -24,8 +24,8 @@
 //! ```
 //! use burn::nn::conv::Conv2dConfig;
 //! use burn::nn::PaddingConfig2d;
-//! use burn::tensor::{Device, Tensor};
-//! let device = Device::flex();
+//! use burn::tensor::Tensor;
+//! let device = elbo::device::default_device();
 //! let conv = Conv2dConfig::new([2, 4], [3, 3])
 //!     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
 //!     .init(&device);

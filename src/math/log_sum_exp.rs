@@ -19,10 +19,10 @@ use burn::tensor::Tensor;
 /// value and its gradient unchanged).
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::math::log_sum_exp;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let x = Tensor::<2>::from_floats([[1.0e4, 1.0e4]], &device);
 /// let lse: f32 = log_sum_exp(x, 1).into_scalar();
 /// assert!((lse - (1.0e4 + std::f32::consts::LN_2)).abs() < 1e-3);

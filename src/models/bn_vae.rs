@@ -75,11 +75,11 @@ fn check_batch_statistics(momentum: f64, epsilon: f64) -> crate::Result<()> {
 /// Configuration of a [`BnVae`]: the Gaussian VAE's MLPs with a batch-normalised head.
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::LatentVariableModel;
 /// use elbo::models::{BnScale, BnVaeConfig};
 ///
-/// let device = Device::flex().autodiff(); // batch statistics in training mode
+/// let device = elbo::device::default_device().autodiff(); // batch statistics in training mode
 /// let vae = BnVaeConfig::new(6, 2).with_hidden(vec![8]).with_scale(BnScale::Fixed(0.6)).init(&device)?;
 /// let terms = vae.elbo(&Tensor::<2>::ones([4, 6], &device))?;
 /// assert!((vae.encoder.head.kl_floor() - 2.0 * 0.36 / 2.0).abs() < 1e-12);

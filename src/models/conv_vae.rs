@@ -24,15 +24,15 @@ pub type ConvVae = Vae<ConvEncoder<GaussianHead>, BernoulliConvDecoder, StdNorma
 /// transposed convolutions of stride 2 (ReLU between them) back to Bernoulli logits.
 ///
 /// The default is the small MNIST model of the reference figures
-/// (`../shared/reference-pytorch/conv_vae.py`): 1×28×28 → conv 32 → conv 64 (7×7) →
+/// (`reference/pytorch/conv_vae.py`): 1×28×28 → conv 32 → conv 64 (7×7) →
 /// latent 32.
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::models::ConvVaeConfig;
 /// use elbo::LatentVariableModel;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let vae = ConvVaeConfig::mnist().init(&device)?;
 /// let x = Tensor::<2>::zeros([2, 784], &device);
 /// assert_eq!(vae.log_importance_weights(&x, 3)?.dims(), [2, 3]);

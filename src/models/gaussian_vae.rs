@@ -21,11 +21,10 @@ pub type GaussianVae = Vae<MlpEncoder<GaussianHead>, BernoulliMlpDecoder, StdNor
 /// `d_latent → …hidden → d_in` Bernoulli logits.
 ///
 /// ```
-/// use burn::tensor::Device;
 /// use elbo::models::GaussianVaeConfig;
 ///
 /// let config = GaussianVaeConfig::mnist_mlp(); // the classic 784-400-20
-/// let vae = config.init(&Device::flex())?;
+/// let vae = config.init(&elbo::device::default_device())?;
 /// assert_eq!(vae.prior.latent_dim(), 20);
 /// # Ok::<(), elbo::Error>(())
 /// ```

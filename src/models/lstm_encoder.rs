@@ -18,12 +18,11 @@ use crate::{Error, Result};
 /// own last step, so padding never reaches the posterior.
 ///
 /// ```
-/// use burn::tensor::Device;
 /// use elbo::Encoder;
 /// use elbo::data::TokenBatch;
 /// use elbo::models::{GaussianHead, LstmEncoder};
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let encoder = LstmEncoder::new(10, 4, 8, GaussianHead::new(8, 2, &device)?, &device)?;
 /// let x = TokenBatch::new(&[vec![4, 5], vec![9]], &device)?;
 /// encoder.check_input(&x)?;

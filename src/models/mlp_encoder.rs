@@ -15,12 +15,12 @@ use crate::{Error, Result};
 /// layer) and a [`PosteriorHead`].
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::Encoder;
 /// use elbo::models::{GaussianHead, MlpEncoder, mlp_trunk};
 /// use elbo::nn::Activation;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let (trunk, width) = mlp_trunk(6, &[16], Activation::Relu, &device)?;
 /// let encoder = MlpEncoder::new(trunk, GaussianHead::new(width, 2, &device)?)?;
 /// let q = encoder.encode(&Tensor::<2>::ones([3, 6], &device));

@@ -16,11 +16,11 @@ use crate::traits::PosteriorHead;
 /// is made on the host): a learned κ would only feel the KL, which pushes it to 0.
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::{Distribution, PosteriorHead};
 /// use elbo::models::PowerSphericalHead;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let head = PowerSphericalHead::new(8, 3, 20.0, &device)?;
 /// let q = head.posterior(Tensor::ones([2, 8], &device));
 /// assert_eq!(q.sample().dims(), [2, 3]);

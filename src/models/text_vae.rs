@@ -21,12 +21,11 @@ pub type TextVae<H, P> = Vae<LstmEncoder<H>, LstmDecoder, P>;
 /// other [`PosteriorHead`].
 ///
 /// ```
-/// use burn::tensor::Device;
 /// use elbo::LatentVariableModel;
 /// use elbo::data::TokenBatch;
 /// use elbo::models::{TextVaeConfig, VmfKappa};
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let config = TextVaeConfig::new(12).with_latent_dim(4).with_embedding(8)
 ///     .with_encoder_hidden(16).with_decoder_hidden(16);
 /// let vae = config.vmf(VmfKappa::Fixed(10.0), &device)?;

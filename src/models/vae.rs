@@ -27,11 +27,11 @@ use crate::{Error, Result};
 ///
 /// # Example
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::LatentVariableModel;
 /// use elbo::models::GaussianVaeConfig;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let vae = GaussianVaeConfig::new(6, 2).with_hidden(vec![8]).init(&device)?;
 /// let x = Tensor::<2>::ones([4, 6], &device);
 /// let terms = vae.elbo(&x)?;

@@ -24,12 +24,11 @@ use crate::traits::{Batch, Distribution, Encoder, KlDivergence, LatentVariableMo
 /// ReLU units, `K = 256` latent dimensions, `β = 1e-3`.
 ///
 /// ```
-/// use burn::tensor::Device;
 /// use elbo::models::VibConfig;
 ///
 /// let config = VibConfig::mnist(); // 784-1024-1024-(2·256), 256 → 10 softmax, β = 1e-3
 /// assert_eq!(config.latent_dim, 256);
-/// let vib = VibConfig::new(6, 3).with_hidden(vec![8]).with_latent_dim(2).init(&Device::flex())?;
+/// let vib = VibConfig::new(6, 3).with_hidden(vec![8]).with_latent_dim(2).init(&elbo::device::default_device())?;
 /// assert_eq!(vib.num_classes(), 3);
 /// assert!(VibConfig::new(6, 3).with_beta(-1.0).validate().is_err());
 /// # Ok::<(), elbo::Error>(())
@@ -137,12 +136,12 @@ impl VibConfig {
 ///
 /// # Example
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::LatentVariableModel;
 /// use elbo::data::LabeledBatch;
 /// use elbo::models::VibConfig;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let vib = VibConfig::new(4, 3).with_hidden(vec![8]).with_latent_dim(2).init(&device)?;
 /// let batch = LabeledBatch::from_labels(Tensor::<2>::ones([5, 4], &device), &[0, 1, 2, 1, 0])?;
 /// let terms = vib.elbo(&batch)?;

@@ -55,11 +55,11 @@ pub(crate) fn check_sphere_dim(latent_dim: usize) -> crate::Result<()> {
 /// Configuration of a [`VmfVae`].
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::LatentVariableModel;
 /// use elbo::models::{VmfKappa, VmfVaeConfig};
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let vae = VmfVaeConfig::new(6, 3).with_hidden(vec![8]).with_kappa(VmfKappa::Fixed(10.0)).init(&device)?;
 /// let terms = vae.elbo(&Tensor::<2>::ones([4, 6], &device))?;
 /// assert_eq!(terms.kl[0].dims(), [4]);

@@ -80,10 +80,10 @@ pub struct LstmState {
 /// its own linear map instead of concatenating it at every step.
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::nn::LstmConfig;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let lstm = LstmConfig::new(3, 5).init(&device)?;
 /// let inputs = vec![Tensor::<2>::ones([2, 3], &device); 4];
 /// let (outputs, state) = lstm.forward(&inputs, None, lstm.zero_state(2, &device));

@@ -90,10 +90,10 @@ impl MlpConfig {
 /// A multi-layer perceptron; the last layer has no activation unless `activate_output`.
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::nn::MlpConfig;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let mlp = MlpConfig::new(vec![4, 8, 2]).init(&device)?;
 /// assert_eq!(mlp.forward(Tensor::zeros([3, 4], &device)).dims(), [3, 2]);
 /// # Ok::<(), elbo::Error>(())

@@ -17,9 +17,9 @@ use burn::tensor::{Device, Distribution, Tensor};
 /// them into `σ` with the gradient `∂σ/∂W = u vᵀ`.
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::nn::{power_iteration, spectral_norm_estimate};
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// // diag(3, 1): the largest singular value is 3.
 /// let w = Tensor::<2>::from_floats([[3.0, 0.0], [0.0, 1.0]], &device);
 /// let (u, v) = power_iteration(w.clone(), Tensor::from_floats([1.0, 1.0], &device), 30);

@@ -157,7 +157,7 @@ pub struct UpLevel {
 }
 
 /// Configuration of a [`UNet`]. The defaults are the small MNIST U-Net of
-/// `../shared/reference-pytorch/ddpm.py` (base width 64; 32 gives about 0.4 M parameters):
+/// `reference/pytorch/ddpm.py` (base width 64; 32 gives about 0.4 M parameters):
 /// two levels (28×28 and 14×14), one residual block per level and in the middle, no
 /// attention, no dropout.
 #[derive(Config, Debug)]
@@ -302,9 +302,9 @@ impl UNetConfig {
 /// model is parameterised).
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::nn::UNetConfig;
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let net = UNetConfig::new(1).with_base_channels(8).init(&device)?;
 /// let x = Tensor::<4>::zeros([2, 1, 12, 12], &device);
 /// let t = Tensor::<1>::from_floats([1.0, 500.0], &device);

@@ -35,9 +35,9 @@ pub struct ActiveUnits {
 /// negative or NaN threshold.
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::objective::active_units;
-/// let means = Tensor::<2>::from_floats([[0.0, 1.0], [0.0, -1.0], [0.0, 0.5]], &Device::flex());
+/// let means = Tensor::<2>::from_floats([[0.0, 1.0], [0.0, -1.0], [0.0, 0.5]], &elbo::device::default_device());
 /// let au = active_units(means, 0.01)?;
 /// assert_eq!(au.count, 1); // the first dimension never moves
 /// # Ok::<(), elbo::Error>(())

@@ -143,11 +143,11 @@ fn check_batch<I: Batch>(x: &I) -> Result<usize> {
 ///
 /// # Example
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::models::GaussianVaeConfig;
 /// use elbo::objective::{LikelihoodConfig, log_likelihood};
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let model = GaussianVaeConfig::new(6, 2).with_hidden(vec![8]).init(&device)?;
 /// let x = Tensor::<2>::ones([3, 6], &device);
 /// let estimate = log_likelihood(&model, &x, &LikelihoodConfig::new(10))?;

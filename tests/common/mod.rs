@@ -5,25 +5,33 @@
 #![allow(dead_code)]
 
 use std::f64::consts::PI;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor};
 
-/// The device the integration tests run on: `$ELBO_TEST_DEVICE` = `flex` (the default) or
-/// `wgpu` (in a build with the `wgpu` feature; on a machine without a GPU it runs through
-/// Mesa's software Vulkan driver, as CI does). Every test body takes its device from here,
-/// so the same assertions hold on both backends.
+/// The device the integration tests run on: `$ELBO_TEST_DEVICE` (`flex`, `wgpu`, `cuda`,
+/// as [`elbo::device::from_name`] reads it; a backend needs its cargo feature), else the
+/// build's default ([`elbo::device::DEFAULT_NAME`], flex in the default build). On a
+/// machine without a GPU, wgpu runs through Mesa's software Vulkan driver, as CI does.
+/// Every test body takes its device from here, so the same assertions hold on every
+/// backend.
 pub fn device() -> Device {
-    let name = std::env::var("ELBO_TEST_DEVICE").unwrap_or_else(|_| "flex".into());
-    match name.as_str() {
-        #[cfg(feature = "flex")]
-        "flex" => Device::flex(),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Device::wgpu(Default::default()),
-        other => panic!(
-            "ELBO_TEST_DEVICE={other:?}: use flex (feature `flex`, the default) or wgpu \
-             (a build with --features wgpu)"
-        ),
-    }
+    let name =
+        std::env::var("ELBO_TEST_DEVICE").unwrap_or_else(|_| elbo::device::DEFAULT_NAME.into());
+    elbo::device::from_name(&name).unwrap_or_else(|e| panic!("ELBO_TEST_DEVICE: {e}"))
+}
+
+/// The repository's MNIST subset, `data/mnist-10k` (found from `CARGO_MANIFEST_DIR`, so
+/// the tests run from any working directory).
+pub fn mnist_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist-10k")
+}
+
+/// The first `n` training images of the repository's MNIST subset.
+pub fn mnist_train(n: usize) -> elbo::data::Images {
+    let path = mnist_dir().join("train-images-idx3-ubyte.gz");
+    let images = elbo::data::Images::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    images.slice(0, n).unwrap()
 }
 
 /// A tensor's values on the host, in f64 (detached: safe on an autodiff device).

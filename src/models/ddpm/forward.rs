@@ -17,10 +17,10 @@ use crate::{Error, Result};
 /// # Example
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::models::ddpm::per_row;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let x = Tensor::<2>::ones([2, 3], &device);
 /// let scaled = x * per_row(&[2.0, -1.0], &device);
 /// let v: Vec<f32> = scaled.try_into_vec_as::<f32>().unwrap();
@@ -99,10 +99,10 @@ fn columns(
 /// # Example
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::models::ddpm::{BetaSchedule, NoiseSchedule, q_sample};
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let schedule = NoiseSchedule::new(&BetaSchedule::linear_default(1000), 1000)?;
 /// let x0 = Tensor::<2>::ones([2, 4], &device);
 /// let noise = Tensor::<2>::zeros([2, 4], &device);
@@ -148,10 +148,10 @@ pub fn q_sample(
 /// # Example
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::models::ddpm::{BetaSchedule, NoiseSchedule, q_posterior};
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let schedule = NoiseSchedule::new(&BetaSchedule::linear_default(1000), 1000)?;
 /// let x0 = Tensor::<2>::ones([2, 3], &device);
 /// let xt = Tensor::<2>::zeros([2, 3], &device);

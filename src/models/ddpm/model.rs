@@ -209,11 +209,11 @@ pub struct DdpmSettings {
 /// `kl = [L_T, L_{T−1}, …, L_1]` (`T` groups), each from one draw of `x_t ~ q(x_t | x_0)`.
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor, Distribution};
+/// use burn::tensor::{Tensor, Distribution};
 /// use elbo::LatentVariableModel;
 /// use elbo::models::ddpm::DdpmConfig;
 /// use elbo::nn::UNetConfig;
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let config = DdpmConfig::new(1, 8, 8)
 ///     .with_steps(10)
 ///     .with_unet(UNetConfig::new(1).with_base_channels(8));

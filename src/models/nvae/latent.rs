@@ -51,10 +51,10 @@ pub fn normal(mu: Tensor<4>, log_sigma: Tensor<4>) -> Result<DiagNormal<4>> {
 /// prior.
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor};
+/// use burn::tensor::Tensor;
 /// use elbo::KlDivergence;
 /// use elbo::models::nvae::{normal, residual_normal};
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let prior = normal(Tensor::ones([2, 3, 4, 4], &device), Tensor::zeros([2, 3, 4, 4], &device))?;
 /// let q = residual_normal(&prior, Tensor::zeros([2, 6, 4, 4], &device))?;
 /// let kl: Vec<f32> = q.kl(&prior).into_data().to_vec().unwrap();

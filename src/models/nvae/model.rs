@@ -53,10 +53,10 @@ pub struct DecoderGroup {
 /// it. [`elbo`](LatentVariableModel::elbo) returns one KL term per group, top group first.
 ///
 /// ```
-/// use burn::tensor::{Device, Tensor, Distribution};
+/// use burn::tensor::{Tensor, Distribution};
 /// use elbo::LatentVariableModel;
 /// use elbo::models::nvae::NvaeConfig;
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let config = NvaeConfig::new(1, 8, 8).with_channels(4).with_latent_channels(2);
 /// let model = config.init(&device)?;
 /// let x = Tensor::<2>::random([3, 64], Distribution::Bernoulli(0.5), &device);

@@ -31,12 +31,11 @@ impl UniVae {
     /// `beam` times a step of uncached greedy decoding.
     ///
     /// ```
-    /// use burn::tensor::Device;
     /// use elbo::data::CharVocab;
     /// use elbo::models::univae::UniVaeConfig;
     /// use elbo::Batch;
     ///
-    /// let device = Device::flex();
+    /// let device = elbo::device::default_device();
     /// let vocab = CharVocab::from_sentences(["hello", "world"]);
     /// let model = UniVaeConfig::new(vocab.len()).with_d_model(16).with_d_ff(32)
     ///     .with_max_chars(6).init(&device)?;

@@ -17,11 +17,10 @@ use crate::models::vmf_vae::check_sphere_dim;
 /// dropout.
 ///
 /// ```
-/// use burn::tensor::Device;
 /// use elbo::models::univae::UniVaeConfig;
 ///
 /// let config = UniVaeConfig::new(40).with_d_model(16).with_d_ff(32).with_max_chars(12);
-/// let model = config.init(&Device::flex())?;
+/// let model = config.init(&elbo::device::default_device())?;
 /// assert_eq!(model.latent_layers(), 2);
 /// assert!(UniVaeConfig::new(40).with_latent_layers(5).validate().is_err()); // > layers
 /// assert!(UniVaeConfig::new(40).with_n_heads(5).validate().is_err()); // 96 % 5 != 0

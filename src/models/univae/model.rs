@@ -57,12 +57,11 @@ pub struct UniVaeOutput {
 /// so the shared likelihood estimator applies unchanged.
 ///
 /// ```
-/// use burn::tensor::Device;
 /// use elbo::data::{CharVocab, TokenBatch};
 /// use elbo::models::univae::UniVaeConfig;
 /// use elbo::LatentVariableModel;
 ///
-/// let device = Device::flex();
+/// let device = elbo::device::default_device();
 /// let vocab = CharVocab::from_sentences(["hello", "world"]);
 /// let config = UniVaeConfig::new(vocab.len()).with_d_model(16).with_d_ff(32).with_max_chars(8);
 /// let model = config.init(&device)?;
