@@ -118,7 +118,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("trained {} epochs in {train_seconds:.1} s", args.epochs);
 
     let model = model.valid();
-    let x_test = common::elbo_and_pictures(&model, &test, &args.out, args.seed, &device)?;
+    let x_test = common::report::elbo_and_pictures(&model, &test, &args.out, args.seed, &device)?;
     let mut paths = Vec::new();
     for i in 0..8 {
         let a = x_test.clone().narrow(0, 2 * i, 1);
@@ -134,5 +134,5 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     // The NLL on the first `--test-count` test images (all 2000 by default).
     let n_test = args.test_count.clamp(1, x_test.dims()[0]);
-    common::report_nll(&model, &x_test.narrow(0, 0, n_test), args.k)
+    common::report::report_nll(&model, &x_test.narrow(0, 0, n_test), args.k)
 }

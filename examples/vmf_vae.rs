@@ -104,10 +104,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let model = model.valid();
-    let x_test = common::elbo_and_pictures(&model, &test, &args.out, args.seed, &device)?;
+    let x_test = common::report::elbo_and_pictures(&model, &test, &args.out, args.seed, &device)?;
     println!(
         "wrote samples.png, reconstructions.png to {}",
         args.out.display()
     );
-    common::report_nll(&model, &x_test, args.k)
+    common::report::report_nll(&model, &x_test, args.k)
 }
