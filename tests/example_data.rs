@@ -20,6 +20,15 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A fresh folder holding copies of the shipped MNIST files `names` (and nothing else).
+fn mnist_copy(name: &str, names: &[&str]) -> PathBuf {
+    let folder = scratch(name);
+    for name in names {
+        std::fs::copy(default_mnist_dir().join(name), folder.join(name)).unwrap();
+    }
+    folder
+}
+
 /// Asserts that `err` is a data-folder error for `folder` that lacks exactly `missing`,
 /// and that its message names the folder, every required file and the examples' flag.
 fn assert_folder_error(
@@ -97,10 +106,7 @@ fn a_wrong_folder_for_mnist_lists_what_it_lacks() {
     assert_folder_error(err, &folder, true, &Mnist::FILES, &Mnist::FILES);
 
     // Half an MNIST folder: exactly the two absent files are reported.
-    let folder = scratch("half-mnist");
-    for name in &Mnist::FILES[..2] {
-        std::fs::copy(default_mnist_dir().join(name), folder.join(name)).unwrap();
-    }
+    let folder = mnist_copy("half-mnist", &Mnist::FILES[..2]);
     let err = load_mnist(&folder).unwrap_err();
     assert_folder_error(err, &folder, true, &Mnist::FILES, &Mnist::FILES[2..]);
     std::fs::remove_dir_all(&folder).unwrap();
@@ -108,10 +114,7 @@ fn a_wrong_folder_for_mnist_lists_what_it_lacks() {
 
 #[test]
 fn a_malformed_or_inconsistent_mnist_file_is_named() {
-    let folder = scratch("bad-mnist");
-    for name in Mnist::FILES {
-        std::fs::copy(default_mnist_dir().join(name), folder.join(name)).unwrap();
-    }
+    let folder = mnist_copy("bad-mnist", &Mnist::FILES);
     // Test labels replaced by the training labels: 8000 labels for 2000 images.
     std::fs::copy(
         default_mnist_dir().join(Mnist::FILES[1]),
@@ -136,10 +139,7 @@ fn a_malformed_or_inconsistent_mnist_file_is_named() {
 
 #[test]
 fn without_the_binarised_file_the_test_images_are_binarised_once_with_seed_1234() {
-    let folder = scratch("official-mnist");
-    for name in Mnist::FILES {
-        std::fs::copy(default_mnist_dir().join(name), folder.join(name)).unwrap();
-    }
+    let folder = mnist_copy("official-mnist", &Mnist::FILES);
     let mnist = load_mnist(&folder).unwrap();
     assert!(mnist.test_binarized.is_none());
     let binarized = mnist.binarized_test();
