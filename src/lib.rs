@@ -72,7 +72,6 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod allocator;
 mod atomic_write;
 pub mod data;
 pub mod device;
@@ -82,7 +81,9 @@ mod error;
 #[cfg(feature = "png")]
 #[cfg_attr(docsrs, doc(cfg(feature = "png")))]
 pub mod image;
-pub mod kernels;
+/// The CPU kernels behind the models' layers on flex, with fallbacks to burn's ops
+/// elsewhere: the [`flex_kernels`] crate (crates/flex-kernels in the repository).
+pub use flex_kernels as kernels;
 pub mod math;
 pub mod models;
 pub mod nn;
@@ -91,9 +92,9 @@ pub mod optim;
 pub mod train;
 mod traits;
 
-pub use allocator::retain_freed_memory;
 pub use ema::Ema;
 pub use error::{Error, Result};
+pub use flex_kernels::retain_freed_memory;
 pub use traits::{
     Batch, Decoder, Distribution, Encoder, KlDivergence, LatentVariableModel, Posterior,
     PosteriorHead, Prior,

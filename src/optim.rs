@@ -5,8 +5,9 @@
 //! VAE that was a quarter of a training step on 2 cores. [`FusedAdam`] computes the same
 //! update in one pass over the parameter, its two moments and its gradient, in place where
 //! the buffers are not shared (on flex; elsewhere, such as wgpu, it composes the same
-//! formula from tensor operations). Its state is burn's [`AdamState`], so optimizer
-//! records and checkpoints have burn's layout.
+//! formula from tensor operations); the update itself is
+//! [`flex_kernels::adam`]. Its state is burn's [`AdamState`], so optimizer records and
+//! checkpoints have burn's layout.
 //!
 //! # Formula
 //! Kingma & Ba 2015, algorithm 1, with decoupled weight decay λ (Loshchilov & Hutter
@@ -45,6 +46,8 @@ use burn::config::Config;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
+
+use flex_kernels::adam::{AdamStep, adam_update};
 
 use crate::error::{Error, ensure_non_negative, ensure_positive};
 
@@ -110,36 +113,6 @@ pub struct FusedAdam {
     weight_decay: f32,
 }
 
-/// The scalars of one update, from the hyper-parameters, the learning rate and the step
-/// number (the module docs' last line).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct AdamStep {
-    pub beta_1: f32,
-    pub beta_2: f32,
-    /// `1 − η λ`: the decoupled weight decay's factor (1 without decay).
-    pub decay: f32,
-    /// `s = η √(1 − β₂ᵗ) / (1 − β₁ᵗ)`.
-    pub step_size: f32,
-    /// `ε' = ε √(1 − β₂ᵗ)`.
-    pub epsilon: f32,
-}
-
-impl FusedAdam {
-    /// The scalars of step `t` (1-based) at learning rate `lr`, in f64 then rounded once.
-    pub(crate) fn step_scalars(&self, lr: LearningRate, t: usize) -> AdamStep {
-        let t = t.min(i32::MAX as usize) as i32;
-        let bias_1 = 1.0 - (self.beta_1 as f64).powi(t);
-        let bias_2_sqrt = (1.0 - (self.beta_2 as f64).powi(t)).sqrt();
-        AdamStep {
-            beta_1: self.beta_1,
-            beta_2: self.beta_2,
-            decay: (1.0 - lr * self.weight_decay as f64) as f32,
-            step_size: (lr * bias_2_sqrt / bias_1) as f32,
-            epsilon: (self.epsilon as f64 * bias_2_sqrt) as f32,
-        }
-    }
-}
-
 impl Optimizer for FusedAdam {
     type State<const D: usize> = AdamState<D>;
 
@@ -160,8 +133,15 @@ impl Optimizer for FusedAdam {
             }
             None => (1, None),
         };
-        let scalars = self.step_scalars(lr, t);
-        let (tensor, m, v) = crate::kernels::adam_update(&scalars, tensor, grad, moments);
+        let scalars = AdamStep::new(
+            self.beta_1,
+            self.beta_2,
+            self.epsilon,
+            self.weight_decay,
+            lr,
+            t,
+        );
+        let (tensor, m, v) = adam_update(&scalars, tensor, grad, moments);
         let state = AdamState::new(AdaptiveMomentumState::new(t, m, v));
         (tensor, Some(state))
     }
@@ -170,26 +150,4 @@ impl Optimizer for FusedAdam {
         state.momentum = state.momentum.to_device(device);
         state
     }
-}
-
-/// The update of the module docs from tensor operations: the fallback off flex.
-pub(crate) fn adam_update_composed<const D: usize>(
-    s: &AdamStep,
-    theta: Tensor<D>,
-    grad: Tensor<D>,
-    moments: Option<(Tensor<D>, Tensor<D>)>,
-) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
-    let (c1, c2) = (1.0 - s.beta_1, 1.0 - s.beta_2);
-    let (m, v) = match moments {
-        Some((m, v)) => (
-            m.mul_scalar(s.beta_1) + grad.clone().mul_scalar(c1),
-            v.mul_scalar(s.beta_2) + grad.square().mul_scalar(c2),
-        ),
-        None => (grad.clone().mul_scalar(c1), grad.square().mul_scalar(c2)),
-    };
-    let update = m
-        .clone()
-        .mul_scalar(s.step_size)
-        .div(v.clone().sqrt().add_scalar(s.epsilon));
-    (theta.mul_scalar(s.decay) - update, m, v)
 }

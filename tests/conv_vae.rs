@@ -2,6 +2,10 @@
 //! convolution's wiring against a host computation, the shared estimators' shapes,
 //! training, and bad input.
 
+// burn's own `forward` is the independent reference of these tests (the models run
+// their layers through `elbo::kernels::Run`).
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use burn::module::{Module, Param};

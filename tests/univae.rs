@@ -2,6 +2,10 @@
 //! the paper's one-sequence pass under those masks, information reaching the decoder only
 //! through the latents, padding and odd lengths, the bound's terms, training, and bad input.
 
+// burn's own `forward` is the independent reference of these tests (the models run
+// their layers through `elbo::kernels::Run`).
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use burn::module::Module;

@@ -13,7 +13,7 @@ use super::{BernoulliMlpDecoder, MlpEncoder, Vae};
 use crate::Error;
 use crate::distributions::{DiagNormal, StdNormal};
 use crate::error::ensure_nonzero;
-use crate::kernels;
+use crate::kernels::Run;
 use crate::nn::Activation;
 use crate::traits::PosteriorHead;
 
@@ -211,10 +211,7 @@ impl BnGaussianHead {
 
     /// The raw, un-normalised `(μ̃, s̃)` of the features (what BN normalises).
     pub fn raw(&self, features: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        (
-            kernels::linear(&self.mean, features.clone()),
-            kernels::linear(&self.second, features),
-        )
+        (self.mean.run(features.clone()), self.second.run(features))
     }
 
     /// The scales `(γ_μ, γ_σ)` per dimension, each `[n]`. For the fixed variant `γ_σ` is

@@ -12,7 +12,7 @@ use super::{GaussianHead, Vae};
 use crate::Error;
 use crate::distributions::{Bernoulli, StdNormal};
 use crate::error::ensure_nonzero;
-use crate::kernels;
+use crate::kernels::Run;
 use crate::traits::{Decoder, Encoder, PosteriorHead};
 
 /// The convolutional Gaussian VAE on flat image rows `[batch, C·H·W]`.
@@ -166,7 +166,7 @@ impl<H: PosteriorHead> Encoder for ConvEncoder<H> {
         let [c, h, w] = self.image;
         let mut map = x.clone().reshape([batch, c, h, w]);
         for conv in &self.convs {
-            map = activation::relu(crate::kernels::conv2d(conv, map));
+            map = activation::relu(conv.run(map));
         }
         self.head.posterior(map.reshape([batch as i64, -1]))
     }
@@ -195,11 +195,10 @@ impl Decoder for BernoulliConvDecoder {
     fn decode(&self, z: &Tensor<2>) -> Bernoulli<2> {
         let batch = z.dims()[0];
         let [c, h, w] = self.first_map;
-        let mut map =
-            activation::relu(kernels::linear(&self.linear, z.clone())).reshape([batch, c, h, w]);
+        let mut map = activation::relu(self.linear.run(z.clone())).reshape([batch, c, h, w]);
         let last = self.deconvs.len() - 1;
         for (i, deconv) in self.deconvs.iter().enumerate() {
-            map = crate::kernels::conv_transpose2d(deconv, map);
+            map = deconv.run(map);
             if i < last {
                 map = activation::relu(map);
             }

@@ -11,6 +11,7 @@ use super::{BernoulliMlpDecoder, MlpEncoder, Vae};
 use crate::distributions::{DiagNormal, StdNormal};
 use crate::error::ensure_nonzero;
 use crate::kernels;
+use crate::kernels::Run;
 use crate::nn::Activation;
 use crate::traits::PosteriorHead;
 
@@ -119,10 +120,7 @@ impl PosteriorHead for GaussianHead {
                 let d = self.mean.weight.dims()[1];
                 (both.clone().narrow(1, 0, d), both.narrow(1, d, d))
             }
-            _ => (
-                kernels::linear(&self.mean, features.clone()),
-                kernels::linear(&self.log_var, features),
-            ),
+            _ => (self.mean.run(features.clone()), self.log_var.run(features)),
         };
         DiagNormal::new(mean, log_var).expect("both heads have the latent width")
     }

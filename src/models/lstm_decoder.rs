@@ -10,7 +10,7 @@ use crate::Result;
 use crate::data::next_char;
 use crate::data::{CharVocab, TokenBatch};
 use crate::distributions::host_rng;
-use crate::kernels;
+use crate::kernels::Run;
 use crate::nn::{Lstm, LstmConfig, LstmState};
 use crate::traits::{Batch, Decoder, Distribution};
 
@@ -84,12 +84,12 @@ impl LstmDecoder {
 
     /// The initial state and the per-step latent gates for latents `z`.
     fn start(&self, z: &Tensor<2>) -> (LstmState, Tensor<2>) {
-        let cell = kernels::linear(&self.init, z.clone());
+        let cell = self.init.run(z.clone());
         let state = LstmState {
             hidden: cell.clone().tanh(),
             cell,
         };
-        (state, kernels::linear(&self.latent_gates, z.clone()))
+        (state, self.latent_gates.run(z.clone()))
     }
 }
 
@@ -133,7 +133,7 @@ impl SequenceLikelihood {
                 Tensor::<2, Int>::from_data(TensorData::new(previous.clone(), [batch, 1]), &device);
             let input = embed_steps(&d.embedding, tokens);
             (_, state) = d.lstm.forward(&input, Some(z_gates.clone()), state);
-            let probs = activation::softmax(kernels::linear(&d.output, state.hidden.clone()), 1)
+            let probs = activation::softmax(d.output.run(state.hidden.clone()), 1)
                 .try_into_vec_as::<f32>()
                 .unwrap_or_default();
             for (row, p) in probs.chunks(vocab).enumerate() {
@@ -170,7 +170,7 @@ impl Distribution for SequenceLikelihood {
         let embedded = embed_steps(&d.embedding, x.inputs());
         let (hidden, _) = d.lstm.forward(&embedded, Some(z_gates), state);
         let hidden: Tensor<3> = Tensor::stack(hidden, 1);
-        let log_p = activation::log_softmax(kernels::linear(&d.output, hidden), 2);
+        let log_p = activation::log_softmax(d.output.run(hidden), 2);
         let targets = x.targets().reshape([batch, steps, 1]);
         let picked = log_p.gather(2, targets).reshape([batch, steps]);
         (picked * x.mask()).sum_dim(1).reshape([batch])

@@ -12,7 +12,7 @@ use super::{GaussianHead, MlpEncoder, mlp_trunk};
 use crate::data::LabeledBatch;
 use crate::distributions::{DiagNormal, StdNormal};
 use crate::error::{ensure_non_negative, ensure_nonzero};
-use crate::kernels;
+use crate::kernels::Run;
 use crate::nn::Activation;
 use crate::objective::{ElboObjective, ElboTerms, Objective};
 use crate::traits::{Batch, Distribution, Encoder, KlDivergence, LatentVariableModel, Prior};
@@ -208,7 +208,7 @@ impl Vib {
                 z.dims(),
             ));
         }
-        Ok(kernels::linear(&self.classifier, z.clone()))
+        Ok(self.classifier.run(z.clone()))
     }
 
     /// Checks a labelled batch: `x` is `[batch >= 1, input_dim]`, there is one label per
@@ -322,7 +322,7 @@ impl Vib {
             .encode(x)
             .repeat_rows(samples)
             .sample_with_noise(noise)?;
-        let p = activation::softmax(kernels::linear(&self.classifier, z), 1);
+        let p = activation::softmax(self.classifier.run(z), 1);
         let classes = self.num_classes();
         Ok(p.reshape([samples, n, classes])
             .mean_dim(0)
@@ -361,7 +361,7 @@ impl Vib {
     /// `log q(y | z) = log_softmax(W z + b)[y]` per row (numerically stable).
     fn label_log_prob(&self, z: &Tensor<2>, y: &Tensor<1, Int>) -> Tensor<1> {
         let n = z.dims()[0];
-        let log_p = activation::log_softmax(kernels::linear(&self.classifier, z.clone()), 1);
+        let log_p = activation::log_softmax(self.classifier.run(z.clone()), 1);
         log_p.gather(1, y.clone().reshape([n, 1])).reshape([n])
     }
 

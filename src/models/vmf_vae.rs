@@ -11,7 +11,7 @@ use super::mlp_encoder::{bernoulli_mlp_vae, check_mlp_sizes};
 use super::{BernoulliMlpDecoder, MlpEncoder, Vae};
 use crate::distributions::{UniformSphere, VonMisesFisher};
 use crate::error::{ensure_nonzero, ensure_positive};
-use crate::kernels;
+use crate::kernels::Run;
 use crate::nn::Activation;
 use crate::traits::PosteriorHead;
 
@@ -159,7 +159,7 @@ impl PosteriorHead for VmfHead {
 
     fn posterior(&self, features: Tensor<2>) -> VonMisesFisher {
         let [batch, _] = features.dims();
-        let raw = kernels::linear(&self.direction, features.clone());
+        let raw = self.direction.run(features.clone());
         let norm = raw
             .clone()
             .powi_scalar(2)
@@ -169,8 +169,7 @@ impl PosteriorHead for VmfHead {
         let direction = raw / norm;
         let kappa = match (&self.kappa, self.fixed_kappa) {
             (Some(layer), _) => {
-                activation::softplus(kernels::linear(layer, features).reshape([batch]), 1.0)
-                    .add_scalar(1.0)
+                activation::softplus(layer.run(features).reshape([batch]), 1.0).add_scalar(1.0)
             }
             (None, k) => Tensor::full([batch], k.unwrap_or(1.0), &direction.device()),
         };

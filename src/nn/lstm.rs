@@ -6,7 +6,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Tensor, activation};
 
 use crate::error::ensure_nonzero;
-use crate::kernels;
+use crate::kernels::Run;
 
 /// Configuration of an [`Lstm`].
 #[derive(Config, Debug)]
@@ -144,7 +144,7 @@ impl Lstm {
         scale: &Tensor<2>,
     ) -> LstmState {
         let h = self.d_hidden;
-        let gates = input_gates + kernels::linear(&self.hidden, state.hidden);
+        let gates = input_gates + self.hidden.run(state.hidden);
         let s = activation::sigmoid(gates * scale.clone());
         let i = s.clone().narrow(1, 0, h);
         let f = s.clone().narrow(1, h, h);
@@ -175,7 +175,7 @@ impl Lstm {
         let mut state = state;
         let scale = self.gate_scale(&state.hidden.device());
         for x in inputs {
-            let mut gates = kernels::linear(&self.input, x.clone());
+            let mut gates = self.input.run(x.clone());
             if let Some(extra) = &extra_gates {
                 gates = gates + extra.clone();
             }

@@ -6,7 +6,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation};
 
 use crate::error::ensure_nonzero;
-use crate::kernels;
+use crate::kernels::Run;
 
 /// The non-linearity between hidden layers.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -116,7 +116,7 @@ impl Mlp {
         let last = self.layers.len() - 1;
         let mut h = x;
         for (i, layer) in self.layers.iter().enumerate() {
-            h = kernels::linear(layer, h);
+            h = layer.run(h);
             if i < last || self.activate_output {
                 h = self.activation.forward(h);
             }

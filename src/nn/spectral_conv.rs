@@ -1,6 +1,7 @@
 //! A 2-d convolution that keeps a running power-iteration estimate of its weight's
 //! largest singular value, for NVAE's spectral regularisation.
 
+use crate::kernels::Run;
 use burn::module::{Module, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Distribution, Tensor};
@@ -88,7 +89,7 @@ impl SpectralConv2d {
 
     /// `[b, c_in, h, w] → [b, c_out, h', w']`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        crate::kernels::conv2d(&self.conv, x)
+        self.conv.run(x)
     }
 
     /// The largest singular value of the weight matrix after `iterations` power steps from

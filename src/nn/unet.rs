@@ -13,6 +13,7 @@ use burn::tensor::{Device, Tensor, activation};
 
 use crate::error::{Error, ensure_nonzero};
 use crate::kernels;
+use crate::kernels::Run;
 
 /// Sinusoidal embedding of (possibly fractional) time steps (Vaswani et al. 2017, as used
 /// by DDPM).
@@ -78,19 +79,17 @@ impl ResBlock {
     }
 
     fn forward(&self, x: Tensor<4>, temb: Tensor<2>) -> Tensor<4> {
-        let h = kernels::conv2d(
-            &self.conv1,
-            kernels::group_norm_silu(&self.norm1, x.clone()),
-        );
+        let h = self
+            .conv1
+            .run(kernels::group_norm_silu(&self.norm1, x.clone()));
         let [b, c, _, _] = h.dims();
-        let h = h + kernels::linear(&self.time, activation::silu(temb)).reshape([b, c, 1, 1]);
-        let h = kernels::conv2d(
-            &self.conv2,
+        let h = h + self.time.run(activation::silu(temb)).reshape([b, c, 1, 1]);
+        let h = self.conv2.run(
             self.dropout
                 .forward(kernels::group_norm_silu(&self.norm2, h)),
         );
         let skip = match &self.skip {
-            Some(conv) => kernels::conv2d(conv, x),
+            Some(conv) => conv.run(x),
             None => x,
         };
         skip + h
@@ -119,18 +118,14 @@ impl AttentionBlock {
         let [b, c, h, w] = x.dims();
         let n = h * w;
         // [b, c, h, w] → [b, n, c]
-        let tokens = kernels::group_norm(&self.norm, x.clone())
-            .reshape([b, c, n])
-            .swap_dims(1, 2);
-        let qkv = kernels::linear(&self.qkv, tokens);
+        let tokens = self.norm.run(x.clone()).reshape([b, c, n]).swap_dims(1, 2);
+        let qkv = self.qkv.run(tokens);
         let q = qkv.clone().narrow(2, 0, c);
         let k = qkv.clone().narrow(2, c, c);
         let v = qkv.narrow(2, 2 * c, c);
         let scores = q.matmul(k.swap_dims(1, 2)).div_scalar((c as f64).sqrt());
         let attended = activation::softmax(scores, 2).matmul(v);
-        let out = kernels::linear(&self.out, attended)
-            .swap_dims(1, 2)
-            .reshape([b, c, h, w]);
+        let out = self.out.run(attended).swap_dims(1, 2).reshape([b, c, h, w]);
         x + out
     }
 }
@@ -351,11 +346,8 @@ impl UNet {
             ));
         }
         let temb = timestep_embedding(t, self.base_channels);
-        let temb = kernels::linear(
-            &self.time_out,
-            activation::silu(kernels::linear(&self.time_in, temb)),
-        );
-        let mut s = kernels::conv2d(&self.stem, x);
+        let temb = self.time_out.run(activation::silu(self.time_in.run(temb)));
+        let mut s = self.stem.run(x);
         let mut skips = Vec::with_capacity(self.down.len());
         for level in &self.down {
             for (i, block) in level.blocks.iter().enumerate() {
@@ -366,7 +358,7 @@ impl UNet {
             }
             skips.push(s.clone());
             if let Some(conv) = &level.downsample {
-                s = kernels::conv2d(conv, s);
+                s = conv.run(s);
             }
         }
         s = self.middle.forward(s, temb.clone());
@@ -386,12 +378,11 @@ impl UNet {
                 }
             }
             if let Some(conv) = &level.upsample {
-                s = kernels::conv2d(conv, kernels::upsample_nearest2(s));
+                s = conv.run(kernels::upsample_nearest2(s));
             }
         }
-        Ok(kernels::conv2d(
-            &self.out_conv,
-            kernels::group_norm_silu(&self.out_norm, s),
-        ))
+        Ok(self
+            .out_conv
+            .run(kernels::group_norm_silu(&self.out_norm, s)))
     }
 }

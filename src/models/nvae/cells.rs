@@ -10,6 +10,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::{Device, Tensor, activation};
 
 use crate::kernels;
+use crate::kernels::Run;
 use crate::nn::SpectralConv2d;
 
 /// The residual branch is scaled by this before it is added to the skip (NVAE's cells do
@@ -59,10 +60,7 @@ impl SqueezeExcitation {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, _, _] = x.dims();
         let pooled = x.clone().mean_dim(3).mean_dim(2).reshape([b, c]);
-        let gate = activation::sigmoid(kernels::linear(
-            &self.excite,
-            activation::relu(kernels::linear(&self.squeeze, pooled)),
-        ));
+        let gate = activation::sigmoid(self.excite.run(activation::relu(self.squeeze.run(pooled))));
         x * gate.reshape([b, c, 1, 1])
     }
 }

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::distributions::VonMisesFisher;
 use crate::distributions::normalize;
-use crate::kernels;
+use crate::kernels::Run;
 
 /// The latent of one top layer: the first encoder position's state `h₀` is mapped down to
 /// a direction on `S^{d−1}`, a von Mises–Fisher draw with the model's fixed `κ` is taken
@@ -36,7 +36,7 @@ impl LatentSlot {
 
     /// The posterior `q(z | x) = vMF(μ(h₀), κ)` for each row of `h0` (`[batch, d_model]`).
     pub fn posterior(&self, h0: Tensor<2>, kappa: f64) -> VonMisesFisher {
-        let mu = normalize(kernels::linear(&self.down, h0));
+        let mu = normalize(self.down.run(h0));
         let batch = mu.dims()[0];
         let kappa = Tensor::full([batch], kappa, &mu.device());
         VonMisesFisher::from_unit_unchecked(mu, kappa)
@@ -44,6 +44,6 @@ impl LatentSlot {
 
     /// The state that replaces `h₀` for latent directions `z` (`[batch, latent_dim]`).
     pub fn state(&self, z: Tensor<2>) -> Tensor<2> {
-        kernels::linear(&self.up, z)
+        self.up.run(z)
     }
 }

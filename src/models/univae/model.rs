@@ -15,6 +15,7 @@ use super::config::UniVaeConfig;
 use super::latent::LatentSlot;
 use crate::data::{CharVocab, TokenBatch, next_char};
 use crate::distributions::{UniformSphere, VonMisesFisher, host_rng};
+use crate::kernels::Run;
 use crate::objective::ElboTerms;
 use crate::traits::{Batch, Distribution, KlDivergence, LatentVariableModel, Prior};
 use crate::{Error, Result};
@@ -511,7 +512,7 @@ impl UniVae {
     }
 
     fn logits(&self, h: Tensor<3>) -> Tensor<3> {
-        self.output.forward(self.norm.forward(h))
+        self.output.run(self.norm.forward(h))
     }
 
     /// Checks latents to generate from: the batch size and device they give.

@@ -15,9 +15,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Tensor, TensorData};
 
-use super::adam;
 use super::bernoulli;
-use super::conv2d::{self, ConvShape};
+use super::conv::{ConvShape, channel_sums};
+use super::conv2d;
 use super::group_norm::{self, GroupShape};
 use super::linear::{self};
 use super::upsample;
@@ -267,7 +267,7 @@ fn conv_gradients(
             (None, None) => {}
         }
         if let Some(id) = node_b {
-            let db = conv2d::channel_sums(dy, s.batch, s.c_in, s.h_in * s.w_in);
+            let db = channel_sums(dy, s.batch, s.c_in, s.h_in * s.w_in);
             grads.register::<Flex>(id, tensor_of(db, &[s.c_in]));
         }
     }
@@ -388,57 +388,6 @@ impl Backward<Flex, 1> for UpsampleBackward {
             grads.register::<Flex>(node.id, tensor_of(dx, &ops.state));
         }
     }
-}
-
-/// Whether `t` is an f32 tensor on flex without autodiff (what [`adam`] takes).
-pub(super) fn is_plain_f32<const D: usize>(t: &Tensor<D>) -> bool {
-    t.dtype() == DType::F32 && t.clone().try_into_primitive::<Flex>().is_ok()
-}
-
-/// One fused Adam update (see [`adam::update`]) of tensors that are all
-/// [`is_plain_f32`] and of one shape: the new `(θ, m, v)`. Buffers that are not shared
-/// are updated in place.
-pub(super) fn adam<const D: usize>(
-    s: &crate::optim::AdamStep,
-    theta: Tensor<D>,
-    grad: Tensor<D>,
-    moments: Option<(Tensor<D>, Tensor<D>)>,
-) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
-    let primitive = |t: Tensor<D>| {
-        own_contiguous(
-            t.try_into_primitive::<Flex>()
-                .expect("the caller checked for plain f32 flex tensors"),
-        )
-    };
-    let g = primitive(grad);
-    let mut theta = primitive(theta);
-    let (mut m, mut v) = match moments {
-        Some((m, v)) => (primitive(m), primitive(v)),
-        None => {
-            let zeros = || FlexTensor::zeros(g.layout().shape().clone(), DType::F32);
-            (zeros(), zeros())
-        }
-    };
-    adam::update(
-        s,
-        theta.storage_mut::<f32>(),
-        m.storage_mut::<f32>(),
-        v.storage_mut::<f32>(),
-        g.storage::<f32>(),
-    );
-    let tensor = |t| Tensor::from_primitive::<Flex>(t);
-    (tensor(theta), tensor(m), tensor(v))
-}
-
-/// `t` itself when its values fill its whole buffer in order (so that `storage_mut` is
-/// the tensor, and writes in place when the buffer is not shared), else a contiguous copy.
-fn own_contiguous(t: FlexTensor) -> FlexTensor {
-    let exact = t.layout().contiguous_offsets() == Some((0, t.storage::<f32>().len()));
-    if exact {
-        return t;
-    }
-    let dims = t.layout().shape().to_vec();
-    tensor_of(into_values(t), &dims)
 }
 
 /// Group normalisation (then SiLU with `silu`) on flex; `None` when the tensors are not

@@ -26,7 +26,7 @@
 
 use rayon::prelude::*;
 
-use super::conv2d::{ConvShape, add_partials, bias_sums, map_tasks};
+use super::conv::{ConvShape, add_partials, bias_sums, map_tasks};
 use super::matmul::{MatRef, matmul};
 use super::scratch::with_scratch;
 use super::transpose::{transpose, transpose_strided};
@@ -237,7 +237,7 @@ fn for_each_tile(
     }
 }
 
-/// The convolution `y = W ⋆ x + bias` (shapes as in [`conv2d::forward`](super::conv2d)).
+/// The convolution `y = W ⋆ x + bias` (shapes as in [`im2col::forward_in_tiles`](super::im2col)).
 pub(crate) fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let w = to_tap_major(s, weight);
     let (k, pixels, pad) = (s.patch_len(), s.out_pixels(), Padded::new(s));

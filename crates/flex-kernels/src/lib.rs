@@ -1,47 +1,62 @@
-//! Fast CPU kernels for the layers the models spend their time in: 2-D convolution,
-//! transposed convolution, linear layers, group normalisation (optionally fused with
-//! SiLU), nearest-neighbour upsampling and the Bernoulli log-likelihood, each with its own
-//! autodiff node, and the Adam update.
+//! # flex-kernels
+//!
+//! Fast CPU kernels for burn's flex backend, for the layers that convolutional and
+//! fully connected models spend their time in: 2-D convolution, transposed convolution,
+//! linear layers, group normalisation (optionally fused with SiLU), nearest-neighbour
+//! upsampling and the Bernoulli log-likelihood, each with its own autodiff node, and the
+//! Adam update ([`adam`]).
 //!
 //! On the flex device burn 0.22 runs a convolution's backward pass as a transposed
 //! convolution and a second convolution whose kernel is the whole output image, and a
 //! group normalisation as about ten element-wise passes on one thread. The kernels here
 //! compute the same functions by im2col and one `gemm` call per image (both backward
 //! passes included), by a channels-last patch matrix over a tile of images where a kernel
-//! row spans at least 32 floats (`k_w·C_in`), or, for 3×3 stride-1 convolutions with at
-//! least 8 channels each way
-//! (the DDPM U-Net's), by Winograd's F(2×2, 3×3) minimal filtering with 2.25× fewer
+//! row spans at least 32 floats (`k_w·C_in`), by sums of shifted planes for stride-1
+//! layers into at most 4 channels, or, for 3×3 stride-1 convolutions with at least 8
+//! channels each way, by Winograd's F(2×2, 3×3) minimal filtering with 2.25× fewer
 //! multiplications; the normalisation in one pass forward and two backward, parallel over
-//! images; and the Adam update in one pass per parameter. They take burn's own modules,
-//! so the parameters, their names and saved weights are unchanged.
+//! images; and the Adam update in one pass per parameter. The README's table says which
+//! layer shape takes which path and what it saves. They take burn's own modules, so the
+//! parameters, their names and saved weights are unchanged.
 //!
 //! Every function falls back to the module's own `forward` where the kernels do not apply:
-//! on any other device (wgpu), for another element type than f32, for grouped or dilated
-//! convolutions, `Same` padding, and autodiff with gradient checkpointing. Results agree
-//! with burn's to f32 rounding (`tests/kernels.rs` checks values and gradients against
-//! burn's own ops).
+//! on any other device (wgpu, CUDA), in a build without the `flex` feature, for another
+//! element type than f32, for grouped or dilated convolutions, `Same` padding, and autodiff
+//! with gradient checkpointing. Results agree with burn's to f32 rounding (`tests/layers.rs`
+//! checks values and gradients against burn's own ops; the unit tests check the paths
+//! against direct f64 sums).
+//!
+//! Run a layer with [`Run::run`] (or the functions below) wherever `forward` would go:
 //!
 //! ```
 //! use burn::nn::conv::Conv2dConfig;
 //! use burn::nn::PaddingConfig2d;
 //! use burn::tensor::Tensor;
-//! let device = elbo::device::default_device();
+//! use flex_kernels::Run;
+//! # #[cfg(feature = "flex")] {
+//! let device = burn::tensor::Device::flex();
 //! let conv = Conv2dConfig::new([2, 4], [3, 3])
 //!     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
 //!     .init(&device);
 //! let x = Tensor::<4>::ones([1, 2, 5, 5], &device);
-//! let fast = elbo::kernels::conv2d(&conv, x.clone());
+//! let fast = conv.run(x.clone());
 //! let reference = conv.forward(x);
 //! assert!(fast.sub(reference).abs().max().into_scalar::<f32>() < 1e-5);
+//! # }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod adam;
+mod allocator;
+mod run;
 // The kernels run on flex only; without it every function below is its fallback.
-#[cfg(feature = "flex")]
-mod adam;
 #[cfg(feature = "flex")]
 mod bernoulli;
 #[cfg(feature = "flex")]
 mod channels_last;
+#[cfg(feature = "flex")]
+mod conv;
 #[cfg(feature = "flex")]
 mod conv2d;
 #[cfg(feature = "flex")]
@@ -52,6 +67,8 @@ mod few_outputs;
 mod flex;
 #[cfg(feature = "flex")]
 mod group_norm;
+#[cfg(feature = "flex")]
+mod im2col;
 #[cfg(feature = "flex")]
 mod linear;
 #[cfg(feature = "flex")]
@@ -69,13 +86,17 @@ mod upsample;
 #[cfg(feature = "flex")]
 mod winograd;
 
+pub use adam::{AdamStep, adam_update};
+pub use allocator::retain_freed_memory;
+pub use run::Run;
+
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{GroupNorm, Linear};
 use burn::tensor::{Tensor, activation};
 
 // What only the flex paths below use.
 #[cfg(feature = "flex")]
-use {burn::nn::PaddingConfig2d, conv2d::ConvShape, group_norm::GroupShape};
+use {burn::nn::PaddingConfig2d, conv::ConvShape, group_norm::GroupShape};
 
 /// `conv.forward(x)`: the convolution of `x` (`[batch, C_in, H, W]`) by `conv`'s weights.
 ///
@@ -214,9 +235,10 @@ pub fn group_norm_silu<const D: usize>(norm: &GroupNorm, x: Tensor<D>) -> Tensor
 }
 
 /// `log p(x | l) = Σ_i x_i l_i − softplus(l_i)` per row of `[batch, n]` logits and data, in
-/// one parallel pass on flex; `None` on other devices, where
-/// [`Bernoulli::log_prob`](crate::distributions::Bernoulli) composes it from tensor ops.
-pub(crate) fn bernoulli_log_prob(logits: &Tensor<2>, x: &Tensor<2>) -> Option<Tensor<1>> {
+/// one parallel pass on flex, with its own autodiff node; `None` where the kernel does not
+/// apply (another device, shapes that differ or are empty), for the caller to compose the
+/// sum from tensor operations.
+pub fn bernoulli_log_prob(logits: &Tensor<2>, x: &Tensor<2>) -> Option<Tensor<1>> {
     #[cfg(feature = "flex")]
     if logits.dims() == x.dims() && logits.dims()[0] > 0 && logits.dims()[1] > 0 {
         return flex::bernoulli_log_prob(logits, x);
@@ -224,29 +246,6 @@ pub(crate) fn bernoulli_log_prob(logits: &Tensor<2>, x: &Tensor<2>) -> Option<Te
     #[cfg(not(feature = "flex"))]
     let _ = (logits, x);
     None
-}
-
-/// One Adam / AdamW update of a parameter `theta` with gradient `grad` and moments
-/// `(m, v)` (none at the first step): the new `(θ, m, v)`, in one pass and in place where
-/// the buffers are not shared on flex, composed from tensor operations elsewhere.
-pub(crate) fn adam_update<const D: usize>(
-    s: &crate::optim::AdamStep,
-    theta: Tensor<D>,
-    grad: Tensor<D>,
-    moments: Option<(Tensor<D>, Tensor<D>)>,
-) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
-    #[cfg(feature = "flex")]
-    {
-        let dims = theta.dims();
-        let plain = |t: &Tensor<D>| t.dims() == dims && flex::is_plain_f32(t);
-        if plain(&theta)
-            && plain(&grad)
-            && moments.as_ref().is_none_or(|(m, v)| plain(m) && plain(v))
-        {
-            return flex::adam(s, theta, grad, moments);
-        }
-    }
-    crate::optim::adam_update_composed(s, theta, grad, moments)
 }
 
 #[cfg(feature = "flex")]

@@ -29,7 +29,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::conv2d::{ConvShape, add_partials, bias_sums};
+use super::conv::{ConvShape, add_partials, bias_sums};
 use super::matmul::{MatRef, matmul};
 use super::scratch;
 use super::uninit::vec_written_by;
@@ -627,8 +627,8 @@ pub(crate) fn backward_weight(
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv2d::direct::{self, values};
     use super::*;
+    use crate::conv::direct::{self, values};
 
     /// Forward pass and weight gradient against the direct sums for even and odd sizes,
     /// paddings 0, 1 and 2 (the input gradient's flipped convolution of a padding-0
@@ -684,7 +684,7 @@ mod tests {
                     "{s:?}: dW[{i}] {got} vs {want}"
                 );
             }
-            let db_want = super::super::conv2d::channel_sums(&dy, batch, c_out, h_out * w_out);
+            let db_want = crate::conv::channel_sums(&dy, batch, c_out, h_out * w_out);
             for (got, want) in db.unwrap().iter().zip(db_want) {
                 assert!(
                     (got - want).abs() < 1e-5,

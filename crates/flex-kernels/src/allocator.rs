@@ -5,16 +5,12 @@
 //! patch matrices, gradients). With its default, adaptive settings, glibc's allocator
 //! often hands such memory back to the kernel as soon as it is freed (`munmap`, or
 //! trimming the top of a heap), and the next step faults every page in again, zeroed by
-//! the kernel. On the conv VAE benchmark that is half the step: 38–43 ms against 19–25 ms
-//! with the settings below (`docs/results.md`, issue 6). [`retain_freed_memory`] fixes the
-//! two thresholds so that freed buffers stay in the process for reuse: the process keeps
-//! its peak footprint instead of shrinking between steps. It is opt-in because it is a
-//! process-wide setting, which a library should not change behind a program's back; the
-//! examples and benches call it. Measured on 2026-12-02 (`docs/results.md`): the conv VAE
-//! step 25–28 ms against 45–46 ms without, the DDPM steps 2–5% faster, the MLP VAE's
-//! step and importance-sampled evaluation unchanged within noise (an earlier sitting saw
-//! the evaluation about 10% slower with it; a second one, alternating the two settings
-//! three times, did not).
+//! the kernel. [`retain_freed_memory`] fixes the two thresholds so that freed buffers stay
+//! in the process for reuse: the process keeps its peak footprint instead of shrinking
+//! between steps. It is opt-in because it is a process-wide setting, which a library
+//! should not change behind a program's back. What it saves on the elbo models is
+//! measured in elbo's `docs/results.md` (the speed passes of issue 6: "The allocator",
+//! "Freed memory kept in the process").
 
 /// Allocations from this size up are mapped on their own (and unmapped when freed):
 /// 32 MiB, the largest value glibc accepts.
@@ -35,7 +31,7 @@ const TRIM_THRESHOLD: i32 = 1 << 30;
 /// allocators keep their own policies, and nothing is changed).
 ///
 /// ```
-/// let applied = elbo::retain_freed_memory();
+/// let applied = flex_kernels::retain_freed_memory();
 /// assert_eq!(applied, cfg!(all(target_os = "linux", target_env = "gnu")));
 /// ```
 pub fn retain_freed_memory() -> bool {

@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use super::conv2d::ConvShape;
+use super::conv::ConvShape;
 use super::scratch::with_scratch;
 
 /// The most output channels this path takes: each takes its own pass over every shifted

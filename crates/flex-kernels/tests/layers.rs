@@ -1,0 +1,435 @@
+//! The kernels against burn's own modules and ops, which are the independent reference
+//! here: the same parameters, the same input, values and every gradient compared, on the
+//! flex device (where the kernels run; elsewhere every function is burn's own op).
+//!
+//! Tolerance: the two sides add the same f32 products in different orders (at most a few
+//! hundred terms here), which moves a result by a few ulp of the sum of magnitudes; the
+//! checks allow 1e-4 of the largest reference value, far above that and far below the
+//! O(1) error of a wrong index, stride or padding.
+
+#![cfg(feature = "flex")]
+
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
+use burn::nn::{GroupNormConfig, LinearConfig, PaddingConfig2d};
+use burn::tensor::{Device, Distribution, Tensor, activation};
+use flex_kernels as kernels;
+
+fn device() -> Device {
+    Device::flex()
+}
+
+/// A tensor's values on the host, in f64 (detached: safe on an autodiff device).
+fn host<const D: usize>(t: &Tensor<D>) -> Vec<f64> {
+    t.clone()
+        .detach()
+        .try_into_vec_as::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
+fn assert_close<const D: usize>(what: &str, got: &Tensor<D>, want: &Tensor<D>) {
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let (got, want) = (host(got), host(want));
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-3);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-4 * scale,
+            "{what}[{i}]: {g} vs burn's {w} (scale {scale})"
+        );
+    }
+}
+
+/// A layer's output by the kernel (`fast`) against burn's (`reference`), then the gradients
+/// of its input `x`, its `weight` and its `bias` after back-propagating the same random
+/// weighting of the output through each.
+fn assert_layer_matches<const DX: usize, const DY: usize, const DW: usize>(
+    what: &str,
+    x: &Tensor<DX>,
+    fast: Tensor<DY>,
+    reference: Tensor<DY>,
+    weight: &Tensor<DW>,
+    bias: Option<&Tensor<1>>,
+) {
+    assert_close(&format!("{what}: output"), &fast, &reference);
+    let r = Tensor::<DY>::random(
+        reference.dims(),
+        Distribution::Normal(0.0, 1.0),
+        &reference.device(),
+    );
+    let g_fast = (fast * r.clone()).sum().backward();
+    let g_ref = (reference * r).sum().backward();
+    assert_close(
+        &format!("{what}: dx"),
+        &x.grad(&g_fast).unwrap(),
+        &x.grad(&g_ref).unwrap(),
+    );
+    assert_close(
+        &format!("{what}: dW"),
+        &weight.grad(&g_fast).unwrap(),
+        &weight.grad(&g_ref).unwrap(),
+    );
+    if let Some(b) = bias {
+        assert_close(
+            &format!("{what}: dbias"),
+            &b.grad(&g_fast).unwrap(),
+            &b.grad(&g_ref).unwrap(),
+        );
+    }
+}
+
+/// One convolution configuration, as `(input [b, c, h, w], c_out, kernel, stride,
+/// padding, bias)`.
+type ConvCase = (
+    [usize; 4],
+    usize,
+    [usize; 2],
+    [usize; 2],
+    PaddingConfig2d,
+    bool,
+);
+
+#[test]
+fn conv2d_values_and_gradients_match_burn() {
+    let cases: [ConvCase; 11] = [
+        // 3×3 stride-1 convolutions with at least 8 channels each way take Winograd's
+        // F(2×2, 3×3); padding 0 makes the input gradient a flipped convolution padded by 2.
+        (
+            [3, 8, 9, 7],
+            10,
+            [3, 3],
+            [1, 1],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            true,
+        ),
+        (
+            [2, 9, 6, 6],
+            8,
+            [3, 3],
+            [1, 1],
+            PaddingConfig2d::Valid,
+            false,
+        ),
+        (
+            [3, 4, 9, 9],
+            5,
+            [3, 3],
+            [1, 1],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            true,
+        ),
+        (
+            [2, 3, 10, 8],
+            4,
+            [3, 3],
+            [2, 2],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            true,
+        ),
+        (
+            [5, 2, 12, 12],
+            3,
+            [4, 4],
+            [2, 2],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            true,
+        ),
+        (
+            [3, 6, 7, 5],
+            4,
+            [1, 1],
+            [1, 1],
+            PaddingConfig2d::Valid,
+            true,
+        ),
+        (
+            [1, 3, 8, 7],
+            2,
+            [3, 2],
+            [1, 2],
+            PaddingConfig2d::Explicit(2, 0, 1, 1),
+            false,
+        ),
+        (
+            [4, 2, 6, 6],
+            3,
+            [5, 5],
+            [1, 1],
+            PaddingConfig2d::Valid,
+            true,
+        ),
+        // Kernel rows of at least 32 floats (`k_w·C_in`) into at least 8 channels take
+        // the channels-last path.
+        (
+            [3, 8, 10, 10],
+            9,
+            [4, 4],
+            [2, 2],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            true,
+        ),
+        (
+            [2, 12, 9, 8],
+            8,
+            [3, 3],
+            [2, 2],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            false,
+        ),
+        // `Same` padding and a dilation are not the kernels': they fall back to burn.
+        ([2, 2, 6, 6], 2, [3, 3], [1, 1], PaddingConfig2d::Same, true),
+    ];
+    let device = device().autodiff();
+    for (i, (dims, c_out, kernel, stride, padding, bias)) in cases.into_iter().enumerate() {
+        let conv = Conv2dConfig::new([dims[1], c_out], kernel)
+            .with_stride(stride)
+            .with_padding(padding)
+            .with_bias(bias)
+            .init(&device);
+        let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        assert_layer_matches(
+            &format!("case {i}: conv2d"),
+            &x,
+            kernels::conv2d(&conv, x.clone()),
+            conv.forward(x.clone()),
+            &conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()).as_ref(),
+        );
+        // Without autodiff (a model in evaluation).
+        let conv = conv.valid();
+        let x = x.inner();
+        assert_close(
+            &format!("case {i}: conv2d output, no autodiff"),
+            &kernels::conv2d(&conv, x.clone()),
+            &conv.forward(x),
+        );
+    }
+}
+
+#[test]
+fn conv_transpose2d_values_and_gradients_match_burn() {
+    // (input dims, c_out, kernel, stride, padding, output padding)
+    let cases = [
+        ([3, 4, 7, 7], 2, [4, 4], [2, 2], [1, 1], [0, 0]),
+        ([2, 3, 5, 4], 3, [3, 3], [2, 2], [1, 1], [1, 1]),
+        ([4, 2, 6, 6], 5, [3, 3], [1, 1], [1, 1], [0, 0]),
+        ([1, 3, 4, 5], 2, [2, 3], [1, 2], [0, 1], [0, 1]),
+        // The adjoint of a convolution on the channels-last path (8 channels × 4 columns
+        // into 9).
+        ([3, 9, 5, 5], 8, [4, 4], [2, 2], [1, 1], [0, 0]),
+    ];
+    let device = device().autodiff();
+    for (i, (dims, c_out, kernel, stride, padding, padding_out)) in cases.into_iter().enumerate() {
+        let conv = ConvTranspose2dConfig::new([dims[1], c_out], kernel)
+            .with_stride(stride)
+            .with_padding(padding)
+            .with_padding_out(padding_out)
+            .init(&device);
+        let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let bias = conv
+            .bias
+            .as_ref()
+            .expect("transposed convolutions here have a bias");
+        assert_layer_matches(
+            &format!("case {i}"),
+            &x,
+            kernels::conv_transpose2d(&conv, x.clone()),
+            conv.forward(x.clone()),
+            &conv.weight.val(),
+            Some(&bias.val()),
+        );
+        let conv = conv.valid();
+        let x = x.inner();
+        assert_close(
+            &format!("case {i}: output, no autodiff"),
+            &kernels::conv_transpose2d(&conv, x.clone()),
+            &conv.forward(x),
+        );
+    }
+}
+
+#[test]
+fn group_norm_values_and_gradients_match_burn() {
+    let device = device().autodiff();
+    // 4-D maps with 8 groups of 2 and 4 channels, and a 3-D input with one channel a group.
+    for (i, (dims, groups)) in [
+        (vec![3, 16, 5, 4], 8),
+        (vec![2, 32, 3, 3], 8),
+        (vec![4, 3, 7], 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for silu in [false, true] {
+            let mut norm = GroupNormConfig::new(groups, dims[1]).init(&device);
+            // Move γ and β off their initial 1 and 0, so their roles are tested.
+            let ramp = |offset: f32| {
+                let values: Vec<f32> = (0..dims[1]).map(|c| offset + 0.3 * c as f32).collect();
+                Param::from_tensor(Tensor::<1>::from_floats(values.as_slice(), &device))
+            };
+            norm.gamma = Some(ramp(0.5));
+            norm.beta = Some(ramp(-1.0));
+            let what = format!("case {i}, silu {silu}");
+            let x = Tensor::<3>::random(
+                [dims[0], dims[1], dims[2..].iter().product()],
+                Distribution::Normal(0.5, 2.0),
+                &device,
+            )
+            .require_grad();
+            let (fast, reference) = if silu {
+                (
+                    kernels::group_norm_silu(&norm, x.clone()),
+                    activation::silu(norm.forward(x.clone())),
+                )
+            } else {
+                (
+                    kernels::group_norm(&norm, x.clone()),
+                    norm.forward(x.clone()),
+                )
+            };
+            assert_close(&format!("{what}: output"), &fast, &reference);
+            let r = Tensor::<3>::random(reference.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let g_fast = (fast * r.clone()).sum().backward();
+            let g_ref = (reference * r).sum().backward();
+            assert_close(
+                &format!("{what}: dx"),
+                &x.grad(&g_fast).unwrap(),
+                &x.grad(&g_ref).unwrap(),
+            );
+            for (name, p) in [("dγ", &norm.gamma), ("dβ", &norm.beta)] {
+                let p = p.as_ref().unwrap().val();
+                assert_close(
+                    &format!("{what}: {name}"),
+                    &p.grad(&g_fast).unwrap(),
+                    &p.grad(&g_ref).unwrap(),
+                );
+            }
+            let norm = norm.valid();
+            let x = x.inner();
+            let (fast, reference) = if silu {
+                (
+                    kernels::group_norm_silu(&norm, x.clone()),
+                    activation::silu(norm.forward(x)),
+                )
+            } else {
+                (kernels::group_norm(&norm, x.clone()), norm.forward(x))
+            };
+            assert_close(&format!("{what}: output, no autodiff"), &fast, &reference);
+        }
+    }
+}
+
+/// A linear layer against burn's `Linear::forward`, with a bias on a rank-2 input and
+/// without one on a rank-3 input: values and the gradients of the input, the weight and
+/// the bias, with and without autodiff.
+#[test]
+fn linear_values_and_gradients_match_burn() {
+    fn check<const D: usize>(dims: [usize; D], bias: bool) {
+        let device = device().autodiff();
+        let layer = LinearConfig::new(5, 4).with_bias(bias).init(&device);
+        let x = Tensor::<D>::random(dims, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let what = format!("input {dims:?}, bias {bias}");
+        assert_layer_matches(
+            &what,
+            &x,
+            kernels::linear(&layer, x.clone()),
+            layer.forward(x.clone()),
+            &layer.weight.val(),
+            layer.bias.as_ref().map(|b| b.val()).as_ref(),
+        );
+        let layer = layer.valid();
+        let x = x.inner();
+        assert_close(
+            &format!("{what}: output, no autodiff"),
+            &kernels::linear(&layer, x.clone()),
+            &layer.forward(x),
+        );
+    }
+    check([6, 5], true);
+    check([2, 3, 5], false);
+}
+
+/// `kernels::affine` (weights given as tensors) against burn's `matmul` plus the bias:
+/// values and the gradients of the input, the weight and the bias, on rank-2 and rank-3
+/// inputs, with and without a bias.
+#[test]
+fn affine_values_and_gradients_match_burn() {
+    fn check<const D: usize>(dims: [usize; D], bias: bool) {
+        let ad = device().autodiff();
+        let normal = Distribution::Normal(0.0, 1.0);
+        let x = Tensor::<D>::random(dims, normal, &ad).require_grad();
+        let w = Tensor::<2>::random([dims[D - 1], 6], normal, &ad).require_grad();
+        let b = bias.then(|| Tensor::<1>::random([6], normal, &ad).require_grad());
+        let reference = x.clone().matmul(w.clone().unsqueeze());
+        let reference = match &b {
+            Some(b) => reference + b.clone().unsqueeze(),
+            None => reference,
+        };
+        assert_layer_matches(
+            &format!("affine, input {dims:?}, bias {bias}"),
+            &x,
+            kernels::affine(x.clone(), w.clone(), b.clone()),
+            reference,
+            &w,
+            b.as_ref(),
+        );
+    }
+    check([6, 5], true);
+    check([2, 3, 5], false);
+}
+
+/// Nearest-neighbour upsampling against burn's `reshape → expand → reshape`, values and
+/// the input gradient (2×2 sums of the output gradient), with and without autodiff, on an
+/// odd-sized image.
+#[test]
+fn upsample_nearest2_values_and_gradient_match_burn() {
+    let device = device().autodiff();
+    let x =
+        Tensor::<4>::random([2, 3, 5, 3], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let reference = x
+        .clone()
+        .reshape([2, 3, 5, 1, 3, 1])
+        .expand([2, 3, 5, 2, 3, 2])
+        .reshape([2, 3, 10, 6]);
+    let fast = kernels::upsample_nearest2(x.clone());
+    assert_close("upsampled", &fast, &reference);
+    let r = Tensor::<4>::random([2, 3, 10, 6], Distribution::Normal(0.0, 1.0), &device);
+    let g_fast = (fast * r.clone()).sum().backward();
+    let g_ref = (reference * r).sum().backward();
+    assert_close("dx", &x.grad(&g_fast).unwrap(), &x.grad(&g_ref).unwrap());
+    let x = x.inner();
+    let plain = kernels::upsample_nearest2(x.clone());
+    let want = x
+        .reshape([2, 3, 5, 1, 3, 1])
+        .expand([2, 3, 5, 2, 3, 2])
+        .reshape([2, 3, 10, 6]);
+    assert_close("upsampled, no autodiff", &plain, &want);
+}
+
+/// The fused Bernoulli log-likelihood against the same sum composed from burn's ops,
+/// `Σ x·l − softplus(l)`, values and gradients in both arguments, for logits over
+/// [−30, 30] and 0/1 data; and `None` where it does not apply (shapes that differ).
+#[test]
+fn bernoulli_log_prob_values_and_gradients_match_burn() {
+    let device = device().autodiff();
+    let logits =
+        Tensor::<2>::random([7, 53], Distribution::Uniform(-30.0, 30.0), &device).require_grad();
+    let x = Tensor::<2>::random([7, 53], Distribution::Bernoulli(0.4), &device).require_grad();
+    let fast = kernels::bernoulli_log_prob(&logits, &x).expect("the kernel applies on flex");
+    let reference = (x.clone() * logits.clone() - activation::softplus(logits.clone(), 1.0))
+        .sum_dim(1)
+        .reshape([7]);
+    assert_close("log p(x | l)", &fast, &reference);
+    let r = Tensor::<1>::random([7], Distribution::Normal(0.0, 1.0), &device);
+    let g_fast = (fast * r.clone()).sum().backward();
+    let g_ref = (reference * r).sum().backward();
+    assert_close(
+        "dl",
+        &logits.grad(&g_fast).unwrap(),
+        &logits.grad(&g_ref).unwrap(),
+    );
+    assert_close("dx", &x.grad(&g_fast).unwrap(), &x.grad(&g_ref).unwrap());
+    assert!(kernels::bernoulli_log_prob(&logits, &x.narrow(1, 0, 52)).is_none());
+}
