@@ -353,3 +353,8 @@ fn conv_transpose_shape(conv: &ConvTranspose2d, x: &Tensor<4>) -> Option<ConvSha
     let consistent = (h_z + 2 * ph - kh) / sh + 1 == h && (w_z + 2 * pw - kw) / sw + 1 == w;
     consistent.then_some(shape)
 }
+
+/// The README's example, compiled and run as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(all(doctest, feature = "flex"))]
+pub struct ReadmeDoctests;

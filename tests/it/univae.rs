@@ -6,7 +6,7 @@
 // their layers through `elbo::kernels::Run`).
 #![allow(clippy::disallowed_methods)]
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};

@@ -1,7 +1,7 @@
 //! Bad input never panics: malformed IDX files, mismatched batches, invalid configs and
 //! foreign checkpoints all come back as `elbo::Error`, and nothing half-written is left.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Diagnostics against closed forms.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Distribution as TensorDistribution, Tensor};
 use elbo::KlDivergence;

@@ -1,6 +1,6 @@
 //! BN-VAE: the KL floor holds at every training step, and bad scales are errors.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};

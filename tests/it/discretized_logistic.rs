@@ -3,7 +3,7 @@
 //! cancellation that the library avoids in f32 costs nothing at the masses tested), and its
 //! sampler against those bin masses with a chi-square test.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use elbo::distributions::DiscretizedLogisticMixture;

@@ -1,9 +1,6 @@
 //! Helpers shared by the integration tests: host copies of tensors, sample moments, and the
 //! exact-CDF machinery of the spherical samplers' KS tests.
 
-// Each test crate uses its own subset.
-#![allow(dead_code)]
-
 use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
 

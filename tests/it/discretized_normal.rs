@@ -6,7 +6,7 @@
 //! Every host reference uses the f32-rounded `x`, `μ` and `log σ` the library sees, so the
 //! comparisons measure the library's arithmetic, not the rounding of its inputs.
 
-mod common;
+use crate::common;
 
 use std::f64::consts::{PI, SQRT_2};
 

@@ -1,7 +1,7 @@
 //! The DDPM U-Net: the time embedding against a host computation, shapes through every
 //! level, the parameter budget of the benchmark preset, and bad sizes.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::Tensor;

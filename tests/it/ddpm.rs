@@ -2,7 +2,7 @@
 //! optimal denoiser, samples against the data's moments, DDIM(η = 1) against ancestral
 //! steps, training through the fit loop, and bad input.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};

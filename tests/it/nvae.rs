@@ -2,7 +2,7 @@
 //! regulariser against an independent SVD, shapes through every scale, bad input, and a
 //! short training run.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};

@@ -1,7 +1,7 @@
 //! A few hundred steps on a small slice of the real data lower −ELBO by a clear margin,
 //! and the IWAE objective trains too.
 
-mod common;
+use crate::common;
 
 use elbo::data::{Binarization, ImageData};
 use elbo::models::GaussianVaeConfig;

@@ -12,7 +12,7 @@
 // their layers through `elbo::kernels::Run`).
 #![allow(clippy::disallowed_methods)]
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Distribution, Tensor, activation};
 use common::{device, host};

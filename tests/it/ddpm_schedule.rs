@@ -3,7 +3,7 @@
 //! moments of `q(x_t | x_0)`, the exact parameterisation conversions, DDIM sub-sequences and
 //! bad input.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Device, Tensor};
 use common::{host, mean_and_sd};

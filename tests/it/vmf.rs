@@ -5,7 +5,7 @@
 // The reference tables keep mpmath's 17 printed digits.
 #![allow(clippy::excessive_precision)]
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Tensor, TensorData};
 use common::{ExactCdf, host, mean_and_sd};

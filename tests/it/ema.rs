@@ -1,7 +1,7 @@
 //! The weight average: the closed form of repeated updates, the `d = 0` limit through the
 //! fit loop, its survival across a checkpoint and resume, and bad decays.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::nn::{Initializer, LinearConfig};

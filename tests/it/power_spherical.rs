@@ -2,7 +2,7 @@
 //! digamma/trigamma against mpmath.
 #![allow(clippy::excessive_precision)] // the reference table keeps mpmath's 17 digits
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Tensor, TensorData};
 use common::{ExactCdf, host, mean_and_sd};

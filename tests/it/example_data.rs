@@ -1,16 +1,15 @@
-//! The examples' data loaders (`examples/common/data.rs`, included here as it is): the
+//! The examples' data loaders (`examples/common/data.rs`, included by `main.rs` as it is): the
 //! shipped folders load from any working directory, and a missing or wrong folder is an
 //! `elbo::Error` that names the folder, every file it must hold, what it lacks and the
 //! flag that sets it, before anything is read.
 
-#[path = "../examples/common/data.rs"]
-mod example_data;
-
 use std::path::{Path, PathBuf};
 
+use crate::example_loaders::{
+    DATA_FLAG, default_mnist_dir, default_text_dir, load_mnist, load_sentences,
+};
 use elbo::Error;
 use elbo::data::{Mnist, SentenceCorpus};
-use example_data::{DATA_FLAG, default_mnist_dir, default_text_dir, load_mnist, load_sentences};
 
 /// A fresh, empty folder under the system's temporary folder.
 fn scratch(name: &str) -> PathBuf {

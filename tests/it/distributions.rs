@@ -1,7 +1,7 @@
 //! Distributions against independent references: scipy values (the generating snippet is
 //! next to each), closed forms, and Monte Carlo within 4 standard errors.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use elbo::distributions::{Bernoulli, DiagNormal, StdNormal};

@@ -9,7 +9,7 @@
 //! are computed in f64 by the matrix determinant lemma and the Woodbury identity, not by
 //! the crate's code.
 
-mod common;
+use crate::common;
 
 use burn::module::Param;
 use burn::nn::Linear;

@@ -1,7 +1,7 @@
 //! The training objectives against hand computations, and the data pipeline's randomness
 //! against its stated distribution.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Device, Tensor};
 use elbo::data::{

@@ -2,7 +2,7 @@
 //! decoder's likelihood against the same reference, padding invariance, generation, and a
 //! sentence VAE that learns.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use common::host;

@@ -2,7 +2,7 @@
 //! probabilities against a host f64 recomputation from the module's own weights; training
 //! through the shared fit loop; the rate falling with β; bad input as errors.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -1,0 +1,35 @@
+//! The integration tests, as one binary: a module per area, so that the suite links once
+//! and a new file is a `mod` line here (which `.ci/run` reads to run every module on wgpu
+//! too). `cargo test --test it -- vmf::` runs one module.
+//!
+//! Every module that builds tensors takes its device from [`common::device`]
+//! (`$ELBO_TEST_DEVICE`, flex by default), so the same bodies run on every backend.
+
+mod common;
+/// The examples' data loaders, as the examples compile them.
+#[path = "../../examples/common/data.rs"]
+mod example_loaders;
+
+mod bad_input;
+mod bn_vae;
+mod conv_vae;
+mod ddpm;
+mod ddpm_schedule;
+mod diagnostics;
+mod discretized_logistic;
+mod discretized_normal;
+mod distributions;
+mod ema;
+mod example_data;
+mod kernels;
+mod linear_gaussian;
+mod nvae;
+mod objective_and_data;
+mod optim;
+mod power_spherical;
+mod text;
+mod training_smoke;
+mod unet;
+mod univae;
+mod vib;
+mod vmf;
