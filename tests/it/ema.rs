@@ -1,17 +1,15 @@
-//! The weight average: the closed form of repeated updates, the `d = 0` limit through the
-//! fit loop, its survival across a checkpoint and resume, and bad decays.
+//! The weight average: the closed form of repeated updates and bad decays. Its runs
+//! through the fit loop, which replay the device's random stream, are in
+//! `tests/replay.rs`.
 
 use crate::common;
 
 use burn::module::Module;
 use burn::nn::{Initializer, LinearConfig};
-use std::sync::Mutex;
 
 use common::host;
 use elbo::Ema;
-use elbo::data::{Binarization, ImageData, Images};
-use elbo::models::GaussianVaeConfig;
-use elbo::train::{FitConfig, fit};
+use elbo::train::FitConfig;
 
 /// `n` updates towards a fixed target `θ*` from `θ_0` give
 /// `θ̄_n = d^n θ_0 + (1 − d^n) θ*`; with `θ* = 0` that is `d^n θ_0`, checked on the host to
@@ -19,8 +17,6 @@ use elbo::train::{FitConfig, fit};
 #[test]
 fn repeated_updates_follow_the_closed_form() {
     let device = common::device();
-    // Constant initial weights: this file's tests must not draw from the device's shared
-    // random stream while the fit test below relies on its seed.
     let model = LinearConfig::new(3, 4)
         .with_initializer(Initializer::Constant { value: 0.7 })
         .init(&device);
@@ -41,78 +37,6 @@ fn repeated_updates_follow_the_closed_form() {
             "{a} · {factor} vs {b}"
         );
     }
-}
-
-/// The fit-loop tests reseed the process-wide device stream; they take turns.
-static SEED_LOCK: Mutex<()> = Mutex::new(());
-
-fn small_data() -> ImageData {
-    let images = Images {
-        count: 32,
-        rows: 2,
-        cols: 2,
-        pixels: (0..128).map(|i| ((i * 37) % 256) as u8).collect(),
-    };
-    ImageData::new(images, Binarization::Dynamic)
-}
-
-/// With decay 0 the average is the last weights: a run with `ema_decay = Some(0)` returns
-/// exactly the weights of the same run without it (same seed, same data).
-#[test]
-fn decay_zero_through_fit_returns_the_last_weights() {
-    let _turn = SEED_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let device = common::device();
-    let data = small_data();
-    let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![8]);
-    let run = |ema_decay: Option<f64>| {
-        device.seed(3);
-        let model = config.init(&device).unwrap();
-        let mut fit_config = FitConfig::new(2, 8);
-        fit_config.progress = false;
-        fit_config.ema_decay = ema_decay;
-        let (model, _) = fit(model, &config, &data, &fit_config, &device).unwrap();
-        host(&model.valid().decoder.mlp.layers[0].weight.val())
-    };
-    assert_eq!(run(None), run(Some(0.0)));
-}
-
-/// A run stopped after 2 epochs and resumed from its checkpoint to 3 returns the same
-/// average as the run done in one go (same seed; the fit loop reseeds every epoch, so the
-/// weights match and only a lost average could differ). Restarting the average from the
-/// epoch-2 weights instead leaves it `d^4 ≈ 0.96` of the way at those weights after the 4
-/// steps of epoch 3, a difference far above the 1e-5 allowed here for f32 reloads.
-#[test]
-fn the_average_survives_a_checkpoint_and_resume() {
-    let _turn = SEED_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let device = common::device();
-    let data = small_data();
-    let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![8]);
-    let dir = std::env::temp_dir().join(format!("elbo-test-ema-resume-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let run = |epochs: usize, checkpoint: bool| {
-        device.seed(5);
-        let model = config.init(&device).unwrap();
-        let mut fit_config = FitConfig::new(epochs, 8);
-        fit_config.progress = false;
-        fit_config.learning_rate = 1e-2;
-        fit_config.ema_decay = Some(0.99);
-        if checkpoint {
-            fit_config.checkpoint_dir = Some(dir.clone());
-            fit_config.resume = true;
-        }
-        let (model, _) = fit(model, &config, &data, &fit_config, &device).unwrap();
-        host(&model.valid().decoder.mlp.layers[0].weight.val())
-    };
-    let whole = run(3, false);
-    run(2, true);
-    let resumed = run(3, true);
-    let _ = std::fs::remove_dir_all(&dir);
-    let gap = whole
-        .iter()
-        .zip(&resumed)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
-    assert!(gap < 1e-5, "largest difference {gap}");
 }
 
 #[test]

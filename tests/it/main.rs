@@ -4,6 +4,9 @@
 //!
 //! Every module that builds tensors takes its device from [`common::device`]
 //! (`$ELBO_TEST_DEVICE`, flex by default), so the same bodies run on every backend.
+//! Tests that replay the device's process-wide random stream exactly live in
+//! `tests/replay.rs`, a process of their own: the draws of the modules here would land
+//! between their two runs.
 
 mod common;
 /// The examples' data loaders, as the examples compile them.
