@@ -2,18 +2,17 @@
 //! a linear map and transposed convolutions back up to Bernoulli logits.
 
 use burn::config::Config;
-use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::{Device, Tensor, activation};
+use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
+use burn::nn::{LinearConfig, PaddingConfig2d};
+use burn::tensor::Device;
 
-use super::mlp_encoder::check_flat_input;
-use super::{GaussianHead, Vae};
 use crate::Error;
-use crate::distributions::{Bernoulli, StdNormal};
+use crate::distributions::StdNormal;
 use crate::error::ensure_nonzero;
-use crate::kernels::Run;
-use crate::traits::{Decoder, Encoder, PosteriorHead};
+use crate::models::Vae;
+use crate::models::decoders::BernoulliConvDecoder;
+use crate::models::heads::GaussianHead;
+use crate::models::trunks::ConvEncoder;
 
 /// The convolutional Gaussian VAE on flat image rows `[batch, C·H·W]`.
 pub type ConvVae = Vae<ConvEncoder<GaussianHead>, BernoulliConvDecoder, StdNormal>;
@@ -144,65 +143,4 @@ fn stage_pairs(image_channels: usize, channels: &[usize]) -> impl Iterator<Item 
     std::iter::once(image_channels)
         .chain(channels.iter().copied())
         .zip(channels.iter().copied())
-}
-
-/// Strided convolutions with ReLU, flattened, then a posterior head.
-#[derive(Module, Debug)]
-pub struct ConvEncoder<H> {
-    /// The 4×4, stride-2 convolutions, first stage first.
-    pub convs: Vec<Conv2d>,
-    /// The posterior head on the flattened last map.
-    pub head: H,
-    /// `[C, H, W]` of the input images.
-    pub image: [usize; 3],
-}
-
-impl<H: PosteriorHead> Encoder for ConvEncoder<H> {
-    type Input = Tensor<2>;
-    type Posterior = H::Posterior;
-
-    fn encode(&self, x: &Tensor<2>) -> H::Posterior {
-        let batch = x.dims()[0];
-        let [c, h, w] = self.image;
-        let mut map = x.clone().reshape([batch, c, h, w]);
-        for conv in &self.convs {
-            map = activation::relu(conv.run(map));
-        }
-        self.head.posterior(map.reshape([batch as i64, -1]))
-    }
-
-    fn check_input(&self, x: &Tensor<2>) -> crate::Result<()> {
-        check_flat_input("ConvEncoder input", x, self.image.iter().product())
-    }
-}
-
-/// A linear map to the last feature map, then 4×4 stride-2 transposed convolutions with
-/// ReLU between them, giving Bernoulli logits for every pixel, flattened.
-#[derive(Module, Debug)]
-pub struct BernoulliConvDecoder {
-    /// `z → C_last·H_last·W_last`, followed by ReLU.
-    pub linear: Linear,
-    /// The transposed convolutions, coarsest first; the last one outputs the logits.
-    pub deconvs: Vec<ConvTranspose2d>,
-    /// `[C, H, W]` of the first feature map.
-    pub first_map: [usize; 3],
-}
-
-impl Decoder for BernoulliConvDecoder {
-    type Latent = Tensor<2>;
-    type Likelihood = Bernoulli<2>;
-
-    fn decode(&self, z: &Tensor<2>) -> Bernoulli<2> {
-        let batch = z.dims()[0];
-        let [c, h, w] = self.first_map;
-        let mut map = activation::relu(self.linear.run(z.clone())).reshape([batch, c, h, w]);
-        let last = self.deconvs.len() - 1;
-        for (i, deconv) in self.deconvs.iter().enumerate() {
-            map = deconv.run(map);
-            if i < last {
-                map = activation::relu(map);
-            }
-        }
-        Bernoulli::new(map.reshape([batch as i64, -1]))
-    }
 }

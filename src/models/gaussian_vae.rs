@@ -2,16 +2,14 @@
 //! standard-normal prior (Kingma & Welling 2014).
 
 use burn::config::Config;
-use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 
-use super::mlp_encoder::{bernoulli_mlp_vae, check_mlp_sizes};
-use super::{BernoulliMlpDecoder, MlpEncoder, Vae};
-use crate::distributions::{DiagNormal, StdNormal};
-use crate::error::ensure_nonzero;
-use crate::kernels;
-use crate::kernels::Run;
+use crate::distributions::StdNormal;
+use crate::models::Vae;
+use crate::models::checks::check_mlp_sizes;
+use crate::models::decoders::BernoulliMlpDecoder;
+use crate::models::heads::GaussianHead;
+use crate::models::trunks::{MlpEncoder, mlp_trunk};
 use crate::nn::Activation;
 use crate::traits::PosteriorHead;
 
@@ -74,54 +72,20 @@ impl GaussianVaeConfig {
     }
 }
 
-/// Two linear maps from features to the mean and log-variance of a diagonal Normal
-/// posterior `q(z | x) = N(μ(h), diag(exp(log_var(h))))`.
-#[derive(Module, Debug)]
-pub struct GaussianHead {
-    /// Features → `μ`.
-    pub mean: Linear,
-    /// Features → `log σ²`.
-    pub log_var: Linear,
-}
-
-impl GaussianHead {
-    /// A head reading `d_features` and giving `latent_dim`-dimensional posteriors
-    /// (PyTorch's default initialisation).
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for a zero size.
-    pub fn new(d_features: usize, latent_dim: usize, device: &Device) -> crate::Result<Self> {
-        ensure_nonzero("d_features", d_features)?;
-        ensure_nonzero("latent_dim", latent_dim)?;
-        Ok(Self {
-            mean: LinearConfig::new(d_features, latent_dim).init(device),
-            log_var: LinearConfig::new(d_features, latent_dim).init(device),
-        })
-    }
-}
-
-impl PosteriorHead for GaussianHead {
-    type Posterior = DiagNormal<2>;
-
-    fn d_input(&self) -> usize {
-        self.mean.weight.dims()[0]
-    }
-
-    /// Both maps as one product `features · [W_μ | W_logσ²] + [b_μ | b_logσ²]`, split after:
-    /// the features are read once, and their gradient is one product instead of two
-    /// products and a sum.
-    fn posterior(&self, features: Tensor<2>) -> DiagNormal<2> {
-        let (mean, log_var) = match (&self.mean.bias, &self.log_var.bias) {
-            (Some(b_mean), Some(b_log_var)) => {
-                let weight =
-                    Tensor::cat(vec![self.mean.weight.val(), self.log_var.weight.val()], 1);
-                let bias = Tensor::cat(vec![b_mean.val(), b_log_var.val()], 0);
-                let both = kernels::affine(features, weight, Some(bias));
-                let d = self.mean.weight.dims()[1];
-                (both.clone().narrow(1, 0, d), both.narrow(1, d, d))
-            }
-            _ => (self.mean.run(features.clone()), self.log_var.run(features)),
-        };
-        DiagNormal::new(mean, log_var).expect("both heads have the latent width")
-    }
+/// An MLP VAE for binary data: the trunk `input_dim → hidden…`, the head that
+/// `make_head(trunk width)` builds, and the Bernoulli decoder
+/// `latent_dim → hidden (reversed)… → input_dim`.
+pub(crate) fn bernoulli_mlp_vae<H: PosteriorHead, P>(
+    input_dim: usize,
+    hidden: &[usize],
+    activation: Activation,
+    latent_dim: usize,
+    make_head: impl FnOnce(usize) -> crate::Result<H>,
+    prior: P,
+    device: &Device,
+) -> crate::Result<Vae<MlpEncoder<H>, BernoulliMlpDecoder, P>> {
+    let (trunk, width) = mlp_trunk(input_dim, hidden, activation, device)?;
+    let encoder = MlpEncoder::new(trunk, make_head(width)?)?;
+    let decoder = BernoulliMlpDecoder::new(latent_dim, hidden, input_dim, activation, device)?;
+    Ok(Vae::new(encoder, decoder, prior))
 }

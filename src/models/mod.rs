@@ -1,34 +1,44 @@
-//! The models: the generic [`Vae`] and the variants built from it.
+//! The models: the generic [`Vae`] and its parts, by the seam they fill.
 //!
-//! Encoders are a trunk with a posterior head ([`GaussianHead`], [`BnGaussianHead`],
-//! [`VmfHead`], [`PowerSphericalHead`]): an [`MlpEncoder`] for flat data, an
-//! [`LstmEncoder`] for sentences ([`TextVaeConfig`]).
+//! - [`heads`]: posterior heads, features → `q(z|x)` ([`GaussianHead`], [`BnGaussianHead`],
+//!   [`VmfHead`], [`PowerSphericalHead`]);
+//! - [`trunks`]: encoder networks, data → features ([`MlpEncoder`], [`ConvEncoder`],
+//!   [`LstmEncoder`]), each with any head;
+//! - [`decoders`]: latents → `p(x|z)` ([`BernoulliMlpDecoder`], [`GaussianMlpDecoder`],
+//!   [`BernoulliConvDecoder`], [`LstmDecoder`]);
+//! - whole models and their presets, one file or folder each: the Gaussian VAE, BN-VAE,
+//!   vMF-VAE, conv VAE, sentence VAEs ([`TextVaeConfig`]), the VIB, and [`nvae`], [`ddpm`],
+//!   [`univae`], which implement [`LatentVariableModel`](crate::LatentVariableModel)
+//!   themselves.
+//!
+//! Every type is also re-exported here, so `elbo::models::GaussianHead` and
+//! `elbo::models::heads::GaussianHead` name the same thing.
 
 mod bn_vae;
+mod checks;
 mod conv_vae;
 pub mod ddpm;
-mod gaussian_decoder;
+pub mod decoders;
 mod gaussian_vae;
-mod lstm_decoder;
-mod lstm_encoder;
-mod mlp_encoder;
+pub mod heads;
 pub mod nvae;
-mod power_spherical_head;
 mod text_vae;
+pub mod trunks;
 pub mod univae;
 mod vae;
 mod vib;
 mod vmf_vae;
 
-pub use bn_vae::{BnGaussianHead, BnScale, BnVae, BnVaeConfig};
-pub use conv_vae::{BernoulliConvDecoder, ConvEncoder, ConvVae, ConvVaeConfig};
-pub use gaussian_decoder::{DecoderVariance, GaussianMlpDecoder, GaussianMlpDecoderConfig};
-pub use gaussian_vae::{GaussianHead, GaussianVae, GaussianVaeConfig};
-pub use lstm_decoder::{LstmDecoder, SequenceLikelihood};
-pub use lstm_encoder::LstmEncoder;
-pub use mlp_encoder::{BernoulliMlpDecoder, MlpEncoder, mlp_trunk};
-pub use power_spherical_head::PowerSphericalHead;
+pub use bn_vae::{BnVae, BnVaeConfig};
+pub use conv_vae::{ConvVae, ConvVaeConfig};
+pub use decoders::{
+    BernoulliConvDecoder, BernoulliMlpDecoder, DecoderVariance, GaussianMlpDecoder,
+    GaussianMlpDecoderConfig, LstmDecoder, SequenceLikelihood,
+};
+pub use gaussian_vae::{GaussianVae, GaussianVaeConfig};
+pub use heads::{BnGaussianHead, BnScale, GaussianHead, PowerSphericalHead, VmfHead, VmfKappa};
 pub use text_vae::{TextVae, TextVaeConfig};
+pub use trunks::{ConvEncoder, LstmEncoder, MlpEncoder, mlp_trunk};
 pub use vae::Vae;
 pub use vib::{Vib, VibConfig};
-pub use vmf_vae::{VmfHead, VmfKappa, VmfVae, VmfVaeConfig};
+pub use vmf_vae::{VmfVae, VmfVaeConfig};

@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Distribution as TensorDistribution, Int, Tensor, activation};
 
-use super::mlp_encoder::check_mlp_sizes;
+use super::checks::check_mlp_sizes;
 use super::{GaussianHead, MlpEncoder, mlp_trunk};
 use crate::data::LabeledBatch;
 use crate::distributions::{DiagNormal, StdNormal};

@@ -2,8 +2,8 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Tensor, activation};
+use burn::nn::{Embedding, Linear, LinearConfig};
+use burn::tensor::{Int, Tensor, activation};
 
 use crate::error::ensure_nonzero;
 use crate::kernels::Run;
@@ -184,4 +184,19 @@ impl Lstm {
         }
         (outputs, state)
     }
+}
+
+/// The embedding of each column of `tokens` (`[batch, steps]`), one `[batch, d]` tensor per
+/// step: what an [`Lstm`] reads. Looked up column by column, so the backward pass of each
+/// step touches only the `[vocab, d]` table, never a `[batch, steps, d]` slice.
+pub(crate) fn embed_steps(embedding: &Embedding, tokens: Tensor<2, Int>) -> Vec<Tensor<2>> {
+    let [batch, steps] = tokens.dims();
+    let width = embedding.weight.dims()[1];
+    (0..steps)
+        .map(|t| {
+            embedding
+                .forward(tokens.clone().narrow(1, t, 1))
+                .reshape([batch, width])
+        })
+        .collect()
 }

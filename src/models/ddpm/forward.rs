@@ -9,6 +9,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::NoiseSchedule;
+
 use crate::{Error, Result};
 
 /// A `[values.len(), 1]` column holding `values` (cast to f32), to multiply a `[batch, d]`

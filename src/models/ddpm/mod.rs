@@ -25,15 +25,15 @@
 //! - the exact conversions between the `x_0`, `ε` and `v` parameterisations
 //!   ([`eps_from_x0`], [`x0_from_eps`], [`v_from`], [`x0_from_v`], [`eps_from_v`]).
 
+mod config;
 mod forward;
 mod model;
 mod sampler;
 mod schedule;
 
+pub use config::{DataDecoder, DdpmConfig, DdpmLoss, Prediction, ReverseVariance};
 pub use forward::{
     eps_from_v, eps_from_x0, per_row, q_posterior, q_sample, v_from, x0_from_eps, x0_from_v,
 };
-pub use model::{
-    DataDecoder, Ddpm, DdpmConfig, DdpmLoss, DdpmSettings, Denoiser, Prediction, ReverseVariance,
-};
+pub use model::{Ddpm, DdpmSettings, Denoiser};
 pub use schedule::{BetaSchedule, MAX_BETA, NoiseSchedule};

@@ -5,6 +5,7 @@
 use burn::tensor::{Device, Distribution as TensorDistribution, Tensor};
 
 use super::model::{Ddpm, Denoiser};
+
 use crate::Result;
 use crate::error::{Error, ensure_nonzero};
 use crate::train::progress_bar;

@@ -2,10 +2,8 @@
 //! the regularisers, with presets.
 
 use burn::config::Config;
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::model::Nvae;
 use crate::error::{Error, ensure_non_negative, ensure_nonzero};
 
 /// The distribution of the pixels given the latents.
@@ -21,7 +19,7 @@ pub enum NvaeLikelihood {
     },
 }
 
-/// Configuration of an [`Nvae`].
+/// Configuration of an [`Nvae`](super::Nvae).
 ///
 /// The latent groups live on `scales` spatial scales: the finest at half the image size,
 /// each further one halving again, so height and width must be divisible by `2^scales`.
@@ -169,14 +167,5 @@ impl NvaeConfig {
             NvaeLikelihood::Bernoulli => self.image_channels,
             NvaeLikelihood::Logistic { mixtures } => 3 * mixtures * self.image_channels,
         }
-    }
-
-    /// Builds the model with fresh weights.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] from [`validate`](Self::validate).
-    pub fn init(&self, device: &Device) -> crate::Result<Nvae> {
-        self.validate()?;
-        Ok(Nvae::new(self, device))
     }
 }

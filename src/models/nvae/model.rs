@@ -8,6 +8,7 @@ use burn::tensor::{Device, Distribution as TensorDistribution, Tensor, activatio
 use super::cells::{BN_MOMENTUM, DecoderCell, EncoderCell, conv};
 use super::config::{NvaeConfig, NvaeLikelihood};
 use super::latent::{normal, residual_normal, split_params, with_temperature};
+
 use crate::Result;
 use crate::distributions::{Bernoulli, DiagNormal, DiscretizedLogisticMixture};
 use crate::error::Error;
@@ -530,5 +531,16 @@ impl LatentVariableModel for Nvae {
             });
         }
         total
+    }
+}
+
+impl NvaeConfig {
+    /// Builds the model with fresh weights.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] from [`validate`](Self::validate).
+    pub fn init(&self, device: &Device) -> crate::Result<Nvae> {
+        self.validate()?;
+        Ok(Nvae::new(self, device))
     }
 }

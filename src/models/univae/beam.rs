@@ -4,6 +4,7 @@
 use burn::tensor::{Int, Tensor, TensorData, activation};
 
 use super::UniVae;
+
 use crate::Result;
 use crate::data::{CharVocab, TokenBatch};
 use crate::error::ensure_nonzero;

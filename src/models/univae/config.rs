@@ -1,13 +1,11 @@
 //! The configuration of a [`UniVae`].
 
 use burn::config::Config;
-use burn::tensor::Device;
 
-use super::UniVae;
 use crate::error::{ensure_nonzero, ensure_positive};
-use crate::models::vmf_vae::check_sphere_dim;
+use crate::models::checks::check_sphere_dim;
 
-/// Configuration of a [`UniVae`]: one pre-norm Transformer of `layers` layers over
+/// Configuration of a [`UniVae`](super::UniVae): one pre-norm Transformer of `layers` layers over
 /// `[x ; x]`, whose top `latent_layers` layers read the sentence through one spherical
 /// latent each (`latent_dim` dimensions, fixed concentration `kappa`).
 ///
@@ -111,14 +109,5 @@ impl UniVaeConfig {
             }
         }
         Ok(())
-    }
-
-    /// Builds the model on `device`.
-    ///
-    /// # Errors
-    /// As [`validate`](Self::validate).
-    pub fn init(&self, device: &Device) -> crate::Result<UniVae> {
-        self.validate()?;
-        Ok(UniVae::new(self, device))
     }
 }

@@ -13,6 +13,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
 
 use super::config::UniVaeConfig;
 use super::latent::LatentSlot;
+
 use crate::data::{CharVocab, TokenBatch, next_char};
 use crate::distributions::{UniformSphere, VonMisesFisher, host_rng};
 use crate::kernels::Run;
@@ -581,4 +582,15 @@ fn encoder_padding(lengths: &[usize], s0: usize, device: &Device) -> Tensor<2, B
         .flat_map(|&n| (0..s0).map(move |j| j > n))
         .collect();
     Tensor::from_data(TensorData::new(pad, [lengths.len(), s0]), device)
+}
+
+impl UniVaeConfig {
+    /// Builds the model on `device`.
+    ///
+    /// # Errors
+    /// As [`validate`](Self::validate).
+    pub fn init(&self, device: &Device) -> crate::Result<UniVae> {
+        self.validate()?;
+        Ok(UniVae::new(self, device))
+    }
 }

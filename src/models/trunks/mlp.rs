@@ -1,14 +1,12 @@
-//! Encoders and decoders for flat data: an MLP trunk followed by any posterior head, and the
-//! MLP Bernoulli decoder.
+//! The MLP trunk for flat data `[batch, d_in]`, followed by any posterior head.
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use super::Vae;
-use crate::distributions::Bernoulli;
 use crate::error::ensure_nonzero;
+use crate::models::checks::check_flat_input;
 use crate::nn::{Activation, Mlp, MlpConfig};
-use crate::traits::{Decoder, Encoder, PosteriorHead};
+use crate::traits::{Encoder, PosteriorHead};
 use crate::{Error, Result};
 
 /// An encoder for flat data `[batch, d_in]`: an optional MLP trunk (activation after every
@@ -82,48 +80,6 @@ impl<H: PosteriorHead> Encoder for MlpEncoder<H> {
     }
 }
 
-/// Checks that a flat batch is `[batch >= 1, width]`.
-pub(crate) fn check_flat_input(context: &str, x: &Tensor<2>, width: usize) -> Result<()> {
-    let [batch, d] = x.dims();
-    if d != width || batch == 0 {
-        return Err(Error::shape(
-            context.to_string(),
-            format!("[batch >= 1, {width}]"),
-            x.dims(),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks the sizes every MLP VAE config shares: a non-zero data width, latent width and
-/// hidden widths.
-pub(crate) fn check_mlp_sizes(input_dim: usize, latent_dim: usize, hidden: &[usize]) -> Result<()> {
-    ensure_nonzero("input_dim", input_dim)?;
-    ensure_nonzero("latent_dim", latent_dim)?;
-    for &h in hidden {
-        ensure_nonzero("hidden", h)?;
-    }
-    Ok(())
-}
-
-/// An MLP VAE for binary data: the trunk `input_dim → hidden…`, the head that
-/// `make_head(trunk width)` builds, and the Bernoulli decoder
-/// `latent_dim → hidden (reversed)… → input_dim`.
-pub(crate) fn bernoulli_mlp_vae<H: PosteriorHead, P>(
-    input_dim: usize,
-    hidden: &[usize],
-    activation: Activation,
-    latent_dim: usize,
-    make_head: impl FnOnce(usize) -> Result<H>,
-    prior: P,
-    device: &Device,
-) -> Result<Vae<MlpEncoder<H>, BernoulliMlpDecoder, P>> {
-    let (trunk, width) = mlp_trunk(input_dim, hidden, activation, device)?;
-    let encoder = MlpEncoder::new(trunk, make_head(width)?)?;
-    let decoder = BernoulliMlpDecoder::new(latent_dim, hidden, input_dim, activation, device)?;
-    Ok(Vae::new(encoder, decoder, prior))
-}
-
 /// An MLP trunk `d_in → hidden…` with the activation after every layer, and the width of
 /// its features; `(None, d_in)` when `hidden` is empty.
 ///
@@ -147,43 +103,4 @@ pub fn mlp_trunk(
         .init(device)?;
     let width = mlp.d_output();
     Ok((Some(mlp), width))
-}
-
-/// An MLP decoder whose output are Bernoulli logits: `p(x | z) = Bernoulli(sigmoid(f(z)))`.
-#[derive(Module, Debug)]
-pub struct BernoulliMlpDecoder {
-    /// Maps `[batch, latent_dim]` to `[batch, d_out]` logits.
-    pub mlp: Mlp,
-}
-
-impl BernoulliMlpDecoder {
-    /// `latent_dim → hidden (reversed)… → output_dim` logits.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] for a zero size.
-    pub fn new(
-        latent_dim: usize,
-        encoder_hidden: &[usize],
-        output_dim: usize,
-        activation: Activation,
-        device: &Device,
-    ) -> Result<Self> {
-        let mut sizes = vec![latent_dim];
-        sizes.extend(encoder_hidden.iter().rev());
-        sizes.push(output_dim);
-        Ok(Self {
-            mlp: MlpConfig::new(sizes)
-                .with_activation(activation)
-                .init(device)?,
-        })
-    }
-}
-
-impl Decoder for BernoulliMlpDecoder {
-    type Latent = Tensor<2>;
-    type Likelihood = Bernoulli<2>;
-
-    fn decode(&self, z: &Tensor<2>) -> Bernoulli<2> {
-        Bernoulli::new(self.mlp.forward(z.clone()))
-    }
 }

@@ -1,4 +1,4 @@
-//! An encoder for token sequences: embedding, LSTM, and any posterior head on the last
+//! The trunk for token sequences: embedding, LSTM, and any posterior head on the last
 //! hidden state.
 
 use burn::module::Module;
@@ -6,6 +6,8 @@ use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::data::TokenBatch;
+use crate::models::checks::check_token_ids;
+use crate::nn::embed_steps;
 use crate::nn::{Lstm, LstmConfig};
 use crate::traits::{Batch, Encoder, PosteriorHead};
 use crate::{Error, Result};
@@ -104,31 +106,4 @@ impl<H: PosteriorHead> Encoder for LstmEncoder<H> {
     fn check_input(&self, x: &TokenBatch) -> Result<()> {
         check_token_ids("LstmEncoder input", x, self.vocab_size)
     }
-}
-
-/// Checks that every id of `x` is below `vocab_size`.
-pub(crate) fn check_token_ids(context: &str, x: &TokenBatch, vocab_size: usize) -> Result<()> {
-    if x.max_id() >= vocab_size as i64 {
-        return Err(Error::shape(
-            context.to_string(),
-            format!("token ids below the vocabulary size {vocab_size}"),
-            format!("id {}", x.max_id()),
-        ));
-    }
-    Ok(())
-}
-
-/// The embedding of each column of `tokens` (`[batch, steps]`), one `[batch, d]` tensor per
-/// step: what an [`Lstm`] reads. Looked up column by column, so the backward pass of each
-/// step touches only the `[vocab, d]` table, never a `[batch, steps, d]` slice.
-pub(crate) fn embed_steps(embedding: &Embedding, tokens: Tensor<2, Int>) -> Vec<Tensor<2>> {
-    let [batch, steps] = tokens.dims();
-    let width = embedding.weight.dims()[1];
-    (0..steps)
-        .map(|t| {
-            embedding
-                .forward(tokens.clone().narrow(1, t, 1))
-                .reshape([batch, width])
-        })
-        .collect()
 }

@@ -4,8 +4,8 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use super::{VmfHead, VmfKappa};
 use crate::distributions::PowerSpherical;
+use crate::models::heads::{VmfHead, VmfKappa};
 use crate::traits::PosteriorHead;
 
 /// A linear map to a mean direction on `S^{d−1}` and one fixed concentration κ, giving

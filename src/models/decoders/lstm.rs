@@ -5,12 +5,11 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Int, Tensor, TensorData, activation};
 
-use super::lstm_encoder::embed_steps;
 use crate::Result;
-use crate::data::next_char;
-use crate::data::{CharVocab, TokenBatch};
+use crate::data::{CharVocab, TokenBatch, next_char};
 use crate::distributions::host_rng;
 use crate::kernels::Run;
+use crate::nn::embed_steps;
 use crate::nn::{Lstm, LstmConfig, LstmState};
 use crate::traits::{Batch, Decoder, Distribution};
 
