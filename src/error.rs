@@ -204,6 +204,12 @@ pub(crate) fn ensure_non_negative(field: &'static str, value: f64) -> Result<()>
     }
 }
 
+/// Checks a number of importance samples or posterior draws, `k ≥ 1`: the one check of
+/// every `k` the estimators and models take.
+pub(crate) fn ensure_samples(k: usize) -> Result<()> {
+    ensure_nonzero("k", k)
+}
+
 /// Checks that a size is at least 1.
 pub(crate) fn ensure_nonzero(field: &'static str, value: usize) -> Result<()> {
     if value >= 1 {

@@ -89,12 +89,15 @@ pub mod models;
 pub mod nn;
 pub mod objective;
 pub mod optim;
+mod progress;
+mod terms;
 pub mod train;
 mod traits;
 
 pub use ema::Ema;
 pub use error::{Error, Result};
 pub use flex_kernels::retain_freed_memory;
+pub use terms::ElboTerms;
 pub use traits::{
     Batch, Decoder, Distribution, Encoder, KlDivergence, LatentVariableModel, Posterior,
     PosteriorHead, Prior,

@@ -7,7 +7,7 @@
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::Result;
-use crate::objective::ElboTerms;
+use crate::terms::ElboTerms;
 
 /// A value that holds a batch of examples along its first dimension.
 ///
@@ -107,6 +107,10 @@ pub trait Encoder {
     type Posterior: Posterior;
 
     /// `q(z | x)` for each row of `x`.
+    ///
+    /// # Shapes
+    /// - `x`: a batch of `batch` examples (`[batch, d]` for flat data)
+    /// - output: a posterior with `batch` rows
     fn encode(&self, x: &Self::Input) -> Self::Posterior;
 
     /// Checks that `x` has the shape this encoder was built for.
@@ -125,6 +129,10 @@ pub trait PosteriorHead {
     fn d_input(&self) -> usize;
 
     /// `q(z | x)` from the trunk's features of each row of `x`.
+    ///
+    /// # Shapes
+    /// - `features`: `[batch, d_input]`
+    /// - output: a posterior with `batch` rows
     fn posterior(&self, features: Tensor<2>) -> Self::Posterior;
 }
 
@@ -136,6 +144,10 @@ pub trait Decoder {
     type Likelihood: Distribution;
 
     /// `p(x | z)` for each row of `z`.
+    ///
+    /// # Shapes
+    /// - `z`: `batch` latents (`[batch, latent_dim]` for flat latents)
+    /// - output: a likelihood with `batch` rows
     fn decode(&self, z: &Self::Latent) -> Self::Likelihood;
 }
 

@@ -73,6 +73,10 @@ where
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if `x` does not fit the encoder.
+    ///
+    /// # Shapes
+    /// - `x`: a batch of `batch` examples
+    /// - output: a posterior with `batch` rows
     pub fn encode(&self, x: &E::Input) -> Result<E::Posterior> {
         self.encoder.check_input(x)?;
         Ok(self.encoder.encode(x))
@@ -158,9 +162,7 @@ where
     }
 
     fn log_importance_weights(&self, x: &E::Input, k: usize) -> Result<Tensor<2>> {
-        if k == 0 {
-            return Err(Error::config("k", 0, "an integer >= 1"));
-        }
+        crate::error::ensure_samples(k)?;
         let batch = x.batch_size();
         let q = self.encode(x)?.repeat_rows(k);
         let xk = x.repeat_rows(k);

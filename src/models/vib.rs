@@ -188,6 +188,10 @@ impl Vib {
     /// # Errors
     /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) unless `x` is
     /// `[batch >= 1, input_dim]`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, input_dim]`
+    /// - output: `[batch, latent_dim]`
     pub fn encode(&self, x: &Tensor<2>) -> crate::Result<DiagNormal<2>> {
         self.encoder.check_input(x)?;
         Ok(self.encoder.encode(x))
@@ -397,9 +401,7 @@ impl LatentVariableModel for Vib {
     }
 
     fn log_importance_weights(&self, batch: &LabeledBatch, k: usize) -> crate::Result<Tensor<2>> {
-        if k == 0 {
-            return Err(crate::Error::config("k", 0, "an integer >= 1"));
-        }
+        crate::error::ensure_samples(k)?;
         self.encoder.check_input(&batch.x)?;
         let noise = Tensor::random(
             [k * batch.batch_size(), self.latent_dim()],

@@ -165,6 +165,12 @@ impl Lstm {
     /// Runs over `inputs` (one `[batch, d_input]` tensor per step) from `state` (see
     /// [`zero_state`](Lstm::zero_state)), adding `extra_gates` (`[batch, 4H]`) at every
     /// step if given. Returns the hidden state after every step and the final state.
+    ///
+    /// # Shapes
+    /// - `inputs`: `steps` tensors `[batch, d_input]`
+    /// - `extra_gates`: `[batch, 4·hidden]`
+    /// - `state`: `[batch, hidden]` each
+    /// - output: `steps` tensors `[batch, hidden]`, and the final state
     pub fn forward(
         &self,
         inputs: &[Tensor<2>],

@@ -27,6 +27,10 @@ pub enum Activation {
 
 impl Activation {
     /// Applies the activation element-wise.
+    ///
+    /// # Shapes
+    /// - `x`: any shape
+    /// - output: the same
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         match self {
             Activation::Relu => activation::relu(x),
@@ -112,6 +116,10 @@ pub struct Mlp {
 
 impl Mlp {
     /// Runs the network on `[batch, d_in]`, giving `[batch, d_out]`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, d_input]`
+    /// - output: `[batch, d_output]`
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let last = self.layers.len() - 1;
         let mut h = x;

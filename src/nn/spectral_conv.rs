@@ -88,6 +88,10 @@ impl SpectralConv2d {
     }
 
     /// `[b, c_in, h, w] → [b, c_out, h', w']`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, c_in, height, width]`
+    /// - output: `[batch, c_out, height_out, width_out]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.conv.run(x)
     }

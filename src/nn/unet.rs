@@ -78,6 +78,10 @@ impl ResBlock {
         }
     }
 
+    /// # Shapes
+    /// - `x`: `[batch, c_in, height, width]`
+    /// - `temb`: `[batch, time_dim]`
+    /// - output: `[batch, c_out, height, width]`
     fn forward(&self, x: Tensor<4>, temb: Tensor<2>) -> Tensor<4> {
         let h = self
             .conv1
@@ -114,6 +118,9 @@ impl AttentionBlock {
         }
     }
 
+    /// # Shapes
+    /// - `x`: `[batch, channels, height, width]`
+    /// - output: the same
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let n = h * w;
@@ -330,6 +337,11 @@ impl UNet {
     /// # Errors
     /// [`Error::ShapeMismatch`] for a size the levels cannot halve or a `t` of the wrong
     /// length.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, height, width]`, `height` and `width` divisible by `2^(levels − 1)`
+    /// - `t`: `[batch]`
+    /// - output: `[batch, channels, height, width]`
     pub fn forward(&self, x: Tensor<4>, t: Tensor<1>) -> crate::Result<Tensor<4>> {
         let [b, _, h, w] = x.dims();
         if !h.is_multiple_of(self.size_divisor)

@@ -1,56 +1,12 @@
-//! ELBO terms and the training objectives built on them.
+//! The training objectives built on a model's ELBO terms ([`ElboTerms`]).
 
 use burn::tensor::Tensor;
 
-use crate::error::{ensure_non_negative, ensure_nonzero};
+use crate::error::{ensure_non_negative, ensure_samples};
 use crate::math::log_mean_exp;
+use crate::terms::ElboTerms;
 use crate::traits::LatentVariableModel;
 use crate::{Error, Result};
-
-/// The per-example terms of the evidence lower bound from one posterior sample.
-///
-/// # Formula
-/// ```text
-/// ELBO(x) = E_q[log p(x | z)] − Σ_g KL(q(z_g | x, z_<g) ‖ p(z_g | z_<g))
-///         ≈ reconstruction − Σ_g kl[g]
-/// ```
-/// A flat VAE has one KL group; a hierarchical model one per latent group; DDPM one per
-/// diffusion step. Every tensor has shape `[batch]`.
-#[derive(Clone, Debug)]
-pub struct ElboTerms {
-    /// `log p(x | z)` per example, `z` one draw from `q(z | x)`.
-    pub reconstruction: Tensor<1>,
-    /// One KL term per latent group, each `[batch]`, in nats.
-    pub kl: Vec<Tensor<1>>,
-    /// Latent dimensions of each group (used by KL balancing); empty when the model does
-    /// not say, in which case groups count as equal.
-    pub group_dims: Vec<usize>,
-}
-
-impl ElboTerms {
-    /// Terms of a model with the given KL groups, group sizes unknown.
-    pub fn new(reconstruction: Tensor<1>, kl: Vec<Tensor<1>>) -> Self {
-        Self {
-            reconstruction,
-            kl,
-            group_dims: Vec::new(),
-        }
-    }
-
-    /// `Σ_g kl[g]` per example.
-    pub fn kl_total(&self) -> Tensor<1> {
-        let mut groups = self.kl.iter().cloned();
-        match groups.next() {
-            Some(first) => groups.fold(first, |acc, g| acc + g),
-            None => self.reconstruction.zeros_like(),
-        }
-    }
-
-    /// The bound itself, `reconstruction − Σ_g kl[g]`, per example (higher is better).
-    pub fn elbo(&self) -> Tensor<1> {
-        self.reconstruction.clone() - self.kl_total()
-    }
-}
 
 /// The (β-weighted, free-bits, warmed-up, KL-balanced) negative ELBO as a training loss.
 ///
@@ -226,7 +182,7 @@ impl Objective {
     pub fn validate(&self) -> Result<()> {
         match self {
             Objective::Elbo(o) => o.validate(),
-            Objective::Iwae { k } => ensure_nonzero("k", *k),
+            Objective::Iwae { k } => ensure_samples(*k),
             Objective::ModelLoss => Ok(()),
         }
     }
@@ -260,9 +216,7 @@ impl Objective {
                 })
             }
             Objective::Iwae { k } => {
-                if *k == 0 {
-                    return Err(Error::config("k", 0, "an integer >= 1"));
-                }
+                ensure_samples(*k)?;
                 let log_w = model.log_importance_weights(x, *k)?;
                 let bound = log_mean_exp(log_w, 1).mean().neg();
                 let neg_bound = bound.clone().detach();

@@ -49,7 +49,7 @@ impl LikelihoodConfig {
 
     /// Checks that every count is at least 1.
     pub fn validate(&self) -> Result<()> {
-        ensure_nonzero("k", self.k)?;
+        crate::error::ensure_samples(self.k)?;
         ensure_nonzero("example_chunk", self.example_chunk)?;
         ensure_nonzero("sample_chunk", self.sample_chunk)
     }
@@ -201,7 +201,7 @@ pub fn log_likelihood<M: LatentVariableModel>(
 /// # Errors
 /// As [`LatentVariableModel::log_importance_weights`].
 pub fn iwae_bound<M: LatentVariableModel>(model: &M, x: &M::Input, k: usize) -> Result<Tensor<1>> {
-    ensure_nonzero("k", k)?;
+    crate::error::ensure_samples(k)?;
     let n = check_batch(x)?;
     let log_w = model.log_importance_weights(x, k)?;
     Ok(log_mean_exp(log_w, 1).reshape([n]))

@@ -10,8 +10,9 @@ mod diagnostics;
 mod elbo;
 mod likelihood;
 
+pub use crate::terms::ElboTerms;
 pub use diagnostics::{ActiveUnits, active_units, kl_per_group, mutual_information};
-pub use elbo::{ElboObjective, ElboTerms, Objective};
+pub use elbo::{ElboObjective, Objective};
 pub use likelihood::{
     Estimate, LikelihoodConfig, bits_per_dim, elbo_estimate, iwae_bound, log_likelihood,
     nats_from_bits_per_dim,

@@ -418,7 +418,7 @@ impl<N: Denoiser + Module> LatentVariableModel for Ddpm<N> {
     /// proposal: `T` denoiser passes per draw.
     fn log_importance_weights(&self, x: &Tensor<2>, k: usize) -> crate::Result<Tensor<2>> {
         self.check_input(x)?;
-        ensure_nonzero("k", k)?;
+        crate::error::ensure_samples(k)?;
         let [b, d] = x.dims();
         let device = x.device();
         let x0 = Self::to_model_space(&x.clone().repeat_dim(0, k));

@@ -8,7 +8,7 @@ use super::model::{Ddpm, Denoiser};
 
 use crate::Result;
 use crate::error::{Error, ensure_nonzero};
-use crate::train::progress_bar;
+use crate::progress::progress_bar;
 
 impl<N: Denoiser> Ddpm<N> {
     /// One ancestral step `x_t → x_{t−1} = μ_θ(x_t, t) + σ_t z` (model space), `z` given;

@@ -26,6 +26,9 @@ impl Decoder for BernoulliConvDecoder {
     type Latent = Tensor<2>;
     type Likelihood = Bernoulli<2>;
 
+    /// # Shapes
+    /// - `z`: `[batch, latent_dim]`
+    /// - output: logits `[batch, channels·height·width]`
     fn decode(&self, z: &Tensor<2>) -> Bernoulli<2> {
         let batch = z.dims()[0];
         let [c, h, w] = self.first_map;

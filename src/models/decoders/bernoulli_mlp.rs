@@ -42,6 +42,9 @@ impl Decoder for BernoulliMlpDecoder {
     type Latent = Tensor<2>;
     type Likelihood = Bernoulli<2>;
 
+    /// # Shapes
+    /// - `z`: `[batch, latent_dim]`
+    /// - output: logits `[batch, d_output]`
     fn decode(&self, z: &Tensor<2>) -> Bernoulli<2> {
         Bernoulli::new(self.mlp.forward(z.clone()))
     }

@@ -94,6 +94,9 @@ impl Decoder for GaussianMlpDecoder {
     type Latent = Tensor<2>;
     type Likelihood = DiagNormal<2>;
 
+    /// # Shapes
+    /// - `z`: `[batch, latent_dim]`
+    /// - output: `[batch, d_output]`
     fn decode(&self, z: &Tensor<2>) -> DiagNormal<2> {
         let mean = self.mlp.forward(z.clone());
         let [batch, d] = mean.dims();

@@ -96,6 +96,9 @@ impl Decoder for LstmDecoder {
     type Latent = Tensor<2>;
     type Likelihood = SequenceLikelihood;
 
+    /// # Shapes
+    /// - `z`: `[batch, latent_dim]`
+    /// - output: a likelihood of `batch` sentences
     fn decode(&self, z: &Tensor<2>) -> SequenceLikelihood {
         SequenceLikelihood {
             decoder: self.clone(),

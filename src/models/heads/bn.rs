@@ -194,6 +194,9 @@ impl PosteriorHead for BnGaussianHead {
         self.mean.weight.dims()[0]
     }
 
+    /// # Shapes
+    /// - `features`: `[batch, d_input]`
+    /// - output: `[batch, latent_dim]`
     fn posterior(&self, features: Tensor<2>) -> DiagNormal<2> {
         let (mean_raw, second) = self.raw(features);
         let n = self.latent_dim;

@@ -47,6 +47,10 @@ impl PosteriorHead for GaussianHead {
     /// Both maps as one product `features · [W_μ | W_logσ²] + [b_μ | b_logσ²]`, split after:
     /// the features are read once, and their gradient is one product instead of two
     /// products and a sum.
+    ///
+    /// # Shapes
+    /// - `features`: `[batch, d_input]`
+    /// - output: `[batch, latent_dim]`
     fn posterior(&self, features: Tensor<2>) -> DiagNormal<2> {
         let (mean, log_var) = match (&self.mean.bias, &self.log_var.bias) {
             (Some(b_mean), Some(b_log_var)) => {

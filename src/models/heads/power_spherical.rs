@@ -58,6 +58,9 @@ impl PosteriorHead for PowerSphericalHead {
         self.inner.d_input()
     }
 
+    /// # Shapes
+    /// - `features`: `[batch, d_input]`
+    /// - output: `[batch, latent_dim]` (unit mean directions)
     fn posterior(&self, features: Tensor<2>) -> PowerSpherical {
         let vmf = self.inner.posterior(features);
         PowerSpherical::from_unit_unchecked(vmf.mean_direction(), vmf.kappa())

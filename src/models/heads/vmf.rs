@@ -82,6 +82,9 @@ impl PosteriorHead for VmfHead {
         self.direction.weight.dims()[0]
     }
 
+    /// # Shapes
+    /// - `features`: `[batch, d_input]`
+    /// - output: `[batch, latent_dim]` (unit mean directions)
     fn posterior(&self, features: Tensor<2>) -> VonMisesFisher {
         let [batch, _] = features.dims();
         let raw = self.direction.run(features.clone());

@@ -57,6 +57,10 @@ impl SqueezeExcitation {
     }
 
     /// Rescales each channel of `x` by a gate computed from its spatial mean.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, height, width]`
+    /// - output: the same
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, _, _] = x.dims();
         let pooled = x.clone().mean_dim(3).mean_dim(2).reshape([b, c]);
@@ -114,6 +118,10 @@ impl EncoderCell {
     }
 
     /// `[b, c_in, h, w] → [b, c_out, h', w']`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, c_in, height, width]`
+    /// - output: `[batch, c_out, height_out, width_out]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y = self
             .conv1
@@ -190,6 +198,10 @@ impl DecoderCell {
     }
 
     /// `[b, c_in, h, w] → [b, c_out, h, w]` (or `[b, c_out, 2h, 2w]` when upsampling).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, c_in, height, width]`
+    /// - output: `[batch, c_out, height, width]`, or `[batch, c_out, 2·height, 2·width]` when upsampling
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = if self.upsample {
             kernels::upsample_nearest2(x)

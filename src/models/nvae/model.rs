@@ -497,7 +497,7 @@ impl LatentVariableModel for Nvae {
 
     fn log_importance_weights(&self, x: &Tensor<2>, k: usize) -> Result<Tensor<2>> {
         self.check_input(x)?;
-        crate::error::ensure_nonzero("k", k)?;
+        crate::error::ensure_samples(k)?;
         let batch = x.dims()[0];
         let images = self.images(x);
         // The bottom-up pass is deterministic: run it once, then repeat its features.

@@ -24,6 +24,9 @@ impl<H: PosteriorHead> Encoder for ConvEncoder<H> {
     type Input = Tensor<2>;
     type Posterior = H::Posterior;
 
+    /// # Shapes
+    /// - `x`: `[batch, channels·height·width]` (flat images)
+    /// - output: a posterior with `batch` rows
     fn encode(&self, x: &Tensor<2>) -> H::Posterior {
         let batch = x.dims()[0];
         let [c, h, w] = self.image;

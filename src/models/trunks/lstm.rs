@@ -99,6 +99,9 @@ impl<H: PosteriorHead> Encoder for LstmEncoder<H> {
     type Input = TokenBatch;
     type Posterior = H::Posterior;
 
+    /// # Shapes
+    /// - `x`: `batch` sentences
+    /// - output: a posterior with `batch` rows
     fn encode(&self, x: &TokenBatch) -> H::Posterior {
         self.head.posterior(self.features(x))
     }

@@ -71,6 +71,9 @@ impl<H: PosteriorHead> Encoder for MlpEncoder<H> {
     type Input = Tensor<2>;
     type Posterior = H::Posterior;
 
+    /// # Shapes
+    /// - `x`: `[batch, d_input]`
+    /// - output: a posterior with `batch` rows
     fn encode(&self, x: &Tensor<2>) -> H::Posterior {
         self.head.posterior(self.features(x))
     }

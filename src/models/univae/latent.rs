@@ -35,6 +35,10 @@ impl LatentSlot {
     }
 
     /// The posterior `q(z | x) = vMF(μ(h₀), κ)` for each row of `h0` (`[batch, d_model]`).
+    ///
+    /// # Shapes
+    /// - `h0`: `[batch, d_model]`
+    /// - output: `[batch, latent_dim]`
     pub fn posterior(&self, h0: Tensor<2>, kappa: f64) -> VonMisesFisher {
         let mu = normalize(self.down.run(h0));
         let batch = mu.dims()[0];

@@ -204,6 +204,10 @@ impl UniVae {
     /// # Errors
     /// As [`check_batch`](Self::check_batch); [`Error::ShapeMismatch`] for given latents of
     /// the wrong number or shape.
+    ///
+    /// # Shapes
+    /// - `x`: `batch` sentences of at most `max_chars` characters
+    /// - output: logits `[batch, steps, vocab]` and one `[batch, latent_dim]` latent per latent layer
     pub fn forward(&self, x: &TokenBatch, latents: Latents) -> Result<UniVaeOutput> {
         self.forward_segments(x, x, latents)
     }
@@ -254,6 +258,10 @@ impl UniVae {
     ///
     /// # Errors
     /// As [`check_batch`](Self::check_batch).
+    ///
+    /// # Shapes
+    /// - `x`: `batch` sentences
+    /// - output: one posterior and one latent `[batch, latent_dim]` per latent layer
     pub fn encode(
         &self,
         x: &TokenBatch,
@@ -272,6 +280,11 @@ impl UniVae {
     /// # Errors
     /// [`Error::ShapeMismatch`] for latents of the wrong number or shape, or more steps
     /// than the model has positions; [`Error::InvalidData`] for an id outside the vocabulary.
+    ///
+    /// # Shapes
+    /// - `inputs`: `[batch, steps]` ids, `steps ≤ max_chars + 1`
+    /// - `z`: one `[batch, latent_dim]` per latent layer
+    /// - output: `[batch, steps, vocab]`
     pub fn decode_logits(&self, inputs: Tensor<2, Int>, z: &[Tensor<2>]) -> Result<Tensor<3>> {
         let [batch, steps] = inputs.dims();
         if steps == 0 || steps > self.max_chars + 1 {
@@ -558,9 +571,7 @@ impl LatentVariableModel for UniVae {
     }
 
     fn log_importance_weights(&self, x: &TokenBatch, k: usize) -> Result<Tensor<2>> {
-        if k == 0 {
-            return Err(Error::config("k", 0, "an integer >= 1"));
-        }
+        crate::error::ensure_samples(k)?;
         let batch = x.batch_size();
         let xk = x.repeat_rows(k);
         let out = self.forward(&xk, Latents::Sample)?;
