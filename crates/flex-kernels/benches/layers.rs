@@ -76,39 +76,52 @@ fn timed<M: Module + Clone + 'static, const D: usize>(
     })
 }
 
+/// A row for a `c_in → c_out` convolution with a `kernel`×`kernel` kernel, padding 1 and
+/// `stride`, on `batch` images of `size`×`size`.
+fn conv_row(
+    name: &'static str,
+    shape: &'static str,
+    [c_in, c_out]: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    [batch, size]: [usize; 2],
+) -> Row {
+    let out = (size + 2 - kernel) / stride + 1;
+    Row {
+        name,
+        shape,
+        setup: timed(
+            move |d| {
+                Conv2dConfig::new([c_in, c_out], [kernel, kernel])
+                    .with_stride([stride, stride])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init(d)
+            },
+            [batch, c_in, size, size],
+            |c, x, k| if k { c.run(x) } else { c.forward(x) },
+            [batch, c_out, out, out],
+        ),
+    }
+}
+
 fn rows() -> Vec<Row> {
-    let pad1 = PaddingConfig2d::Explicit(1, 1, 1, 1);
     vec![
-        Row {
-            name: "im2col: conv 1→32",
-            shape: "4×4, stride 2, 128 × 1×28×28",
-            setup: timed(
-                move |d| {
-                    Conv2dConfig::new([1, 32], [4, 4])
-                        .with_stride([2, 2])
-                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                        .init(d)
-                },
-                [128, 1, 28, 28],
-                |c, x, k| if k { c.run(x) } else { c.forward(x) },
-                [128, 32, 14, 14],
-            ),
-        },
-        Row {
-            name: "channels-last: conv 32→64",
-            shape: "4×4, stride 2, 128 × 32×14×14",
-            setup: timed(
-                move |d| {
-                    Conv2dConfig::new([32, 64], [4, 4])
-                        .with_stride([2, 2])
-                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                        .init(d)
-                },
-                [128, 32, 14, 14],
-                |c, x, k| if k { c.run(x) } else { c.forward(x) },
-                [128, 64, 7, 7],
-            ),
-        },
+        conv_row(
+            "im2col: conv 1→32",
+            "4×4, stride 2, 128 × 1×28×28",
+            [1, 32],
+            4,
+            2,
+            [128, 28],
+        ),
+        conv_row(
+            "channels-last: conv 32→64",
+            "4×4, stride 2, 128 × 32×14×14",
+            [32, 64],
+            4,
+            2,
+            [128, 14],
+        ),
         Row {
             name: "channels-last: transposed conv 64→32",
             shape: "4×4, stride 2, 128 × 64×7×7",
@@ -124,34 +137,22 @@ fn rows() -> Vec<Row> {
                 [128, 32, 14, 14],
             ),
         },
-        Row {
-            name: "winograd: conv 32→32",
-            shape: "3×3, stride 1, 64 × 32×28×28",
-            setup: timed(
-                move |d| {
-                    Conv2dConfig::new([32, 32], [3, 3])
-                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                        .init(d)
-                },
-                [64, 32, 28, 28],
-                |c, x, k| if k { c.run(x) } else { c.forward(x) },
-                [64, 32, 28, 28],
-            ),
-        },
-        Row {
-            name: "shifted planes: conv 32→1",
-            shape: "3×3, stride 1, 64 × 32×28×28",
-            setup: timed(
-                move |d| {
-                    Conv2dConfig::new([32, 1], [3, 3])
-                        .with_padding(pad1.clone())
-                        .init(d)
-                },
-                [64, 32, 28, 28],
-                |c, x, k| if k { c.run(x) } else { c.forward(x) },
-                [64, 1, 28, 28],
-            ),
-        },
+        conv_row(
+            "winograd: conv 32→32",
+            "3×3, stride 1, 64 × 32×28×28",
+            [32, 32],
+            3,
+            1,
+            [64, 28],
+        ),
+        conv_row(
+            "shifted planes: conv 32→1",
+            "3×3, stride 1, 64 × 32×28×28",
+            [32, 1],
+            3,
+            1,
+            [64, 28],
+        ),
         Row {
             name: "linear 784→400",
             shape: "128 × 784",
