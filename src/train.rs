@@ -243,7 +243,7 @@ fn mix_seed(seed: u64, epoch: usize) -> u64 {
 /// use elbo::train::{FitConfig, fit};
 ///
 /// let device = elbo::device::default_device();
-/// let images = Images { count: 16, rows: 2, cols: 2, pixels: (0..64).map(|i| (i * 4) as u8).collect() };
+/// let images = Images { count: 16, channels: 1, rows: 2, cols: 2, pixels: (0..64).map(|i| (i * 4) as u8).collect() };
 /// let data = ImageData::new(images, Binarization::Dynamic);
 /// let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![8]);
 /// let model = config.init(&device)?;

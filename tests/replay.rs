@@ -24,6 +24,7 @@ static SEED_LOCK: Mutex<()> = Mutex::new(());
 fn small_data() -> ImageData {
     let images = Images {
         count: 32,
+        channels: 1,
         rows: 2,
         cols: 2,
         pixels: (0..128).map(|i| ((i * 37) % 256) as u8).collect(),

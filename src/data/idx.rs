@@ -8,13 +8,10 @@
 //! The header's counts are checked against the file's real length before anything is
 //! sized from them: a truncated file, trailing bytes or absurd counts are errors.
 
-use std::io::Read;
 use std::path::Path;
 
+use super::file_bytes::read_bytes;
 use crate::{Error, Result};
-
-/// The largest decompressed file accepted (1 GiB): a guard against gzip bombs.
-const MAX_BYTES: u64 = 1 << 30;
 
 /// An n-dimensional array of bytes read from an IDX file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,20 +44,7 @@ fn invalid(path: &Path, reason: impl Into<String>) -> Error {
 /// ```
 pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
     let path = path.as_ref();
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .take(MAX_BYTES + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| invalid(path, format!("corrupt gzip stream: {e}")))?;
-        if out.len() as u64 > MAX_BYTES {
-            return Err(invalid(path, "decompresses to more than 1 GiB"));
-        }
-        out
-    } else {
-        raw
-    };
+    let bytes = read_bytes(path)?;
     parse_idx(&bytes).map_err(|reason| invalid(path, reason))
 }
 

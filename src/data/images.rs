@@ -1,4 +1,4 @@
-//! Greyscale images from IDX files, and their binarisation.
+//! 8-bit images (grey or colour) and their binarisation; the IDX reader's images.
 
 use std::path::Path;
 
@@ -10,16 +10,20 @@ use super::batches::TrainData;
 use super::idx::read_idx;
 use crate::{Error, Result};
 
-/// A set of 8-bit greyscale images (`count × rows × cols`, row-major).
+/// A set of 8-bit images: `count` images of `channels` planes (1 for grey, 3 for RGB) of
+/// `rows × cols` pixels, stored image by image, plane by plane, row-major
+/// (`[count, channels, rows, cols]`: burn's NCHW order and CIFAR-10's).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Images {
     /// Number of images.
     pub count: usize,
+    /// Planes per image: 1 (grey) or 3 (red, green, blue).
+    pub channels: usize,
     /// Rows per image.
     pub rows: usize,
     /// Columns per image.
     pub cols: usize,
-    /// `count · rows · cols` bytes.
+    /// `count · channels · rows · cols` bytes.
     pub pixels: Vec<u8>,
 }
 
@@ -50,15 +54,16 @@ impl Images {
         }
         Ok(Self {
             count: array.dims[0],
+            channels: 1,
             rows: array.dims[1],
             cols: array.dims[2],
             pixels: array.data,
         })
     }
 
-    /// Pixels per image.
+    /// Values per image, `channels · rows · cols`.
     pub fn dim(&self) -> usize {
-        self.rows * self.cols
+        self.channels * self.rows * self.cols
     }
 
     /// The images `start..start + len`.
@@ -76,6 +81,7 @@ impl Images {
         let d = self.dim();
         Ok(Self {
             count: len,
+            channels: self.channels,
             rows: self.rows,
             cols: self.cols,
             pixels: self.pixels[start * d..(start + len) * d].to_vec(),
@@ -114,7 +120,7 @@ impl Images {
         binarize(&self.pixels, &mut StdRng::seed_from_u64(seed))
     }
 
-    /// All images as a `[count, rows·cols]` tensor of the given values.
+    /// All images as a `[count, channels·rows·cols]` tensor of the given values.
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if `values` is not `count · rows · cols` long.

@@ -140,7 +140,7 @@ impl Batch for LabeledBatch {
 /// use rand::SeedableRng;
 ///
 /// let device = elbo::device::default_device();
-/// let images = Images { count: 3, rows: 1, cols: 2, pixels: vec![0, 255, 51, 102, 255, 0] };
+/// let images = Images { count: 3, channels: 1, rows: 1, cols: 2, pixels: vec![0, 255, 51, 102, 255, 0] };
 /// let data = LabeledImageData::new(images, vec![1, 0, 1], 2)?;
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 /// let batch = data.batch(&[2, 0], &mut rng, &device)?;

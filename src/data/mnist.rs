@@ -142,6 +142,7 @@ impl Mnist {
                     .collect();
                 Images {
                     count: self.test.count,
+                    channels: self.test.channels,
                     rows: self.test.rows,
                     cols: self.test.cols,
                     pixels,

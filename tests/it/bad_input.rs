@@ -200,6 +200,7 @@ fn invalid_configs_are_errors() {
 
     let images = Images {
         count: 4,
+        channels: 1,
         rows: 2,
         cols: 2,
         pixels: vec![128; 16],
@@ -347,6 +348,7 @@ fn checkpoints_resume_and_reject_another_config() {
     let dir = tempdir("checkpoint");
     let images = Images {
         count: 32,
+        channels: 1,
         rows: 2,
         cols: 3,
         pixels: (0..192).map(|i| (i * 7 % 256) as u8).collect(),
@@ -427,6 +429,7 @@ fn a_checkpoint_that_cannot_be_written_leaves_nothing_behind() {
     std::fs::write(dir.join("latest/keep"), "x").unwrap();
     let images = Images {
         count: 8,
+        channels: 1,
         rows: 2,
         cols: 2,
         pixels: vec![200; 32],

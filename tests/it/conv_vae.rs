@@ -112,6 +112,7 @@ fn training_lowers_the_negative_elbo() {
         .collect();
     let images = Images {
         count: 64,
+        channels: 1,
         rows: 8,
         cols: 8,
         pixels,

@@ -328,6 +328,7 @@ fn training_through_the_fit_loop_lowers_l_simple() {
     let data = ImageData::new(
         Images {
             count,
+            channels: 1,
             rows: 8,
             cols: 8,
             pixels,

@@ -24,6 +24,10 @@ mod discretized_normal;
 mod distributions;
 mod ema;
 mod example_data;
+#[cfg(feature = "png")]
+mod fuzz_readers;
+#[cfg(feature = "png")]
+mod image_data;
 mod kernels;
 mod linear_gaussian;
 mod nvae;

@@ -388,6 +388,7 @@ fn digit_like_images(count: usize, seed: u64) -> Images {
     }
     Images {
         count,
+        channels: 1,
         rows: 8,
         cols: 8,
         pixels,

@@ -167,6 +167,7 @@ fn dynamic_binarisation_draws_fresh_bernoulli_pixels() {
     let device = common::device();
     let images = Images {
         count: 10,
+        channels: 1,
         rows: 20,
         cols: 20,
         pixels: vec![51; 4000],

@@ -320,6 +320,7 @@ fn separable(n: usize, seed: u64) -> LabeledImageData {
     }
     let images = Images {
         count: n,
+        channels: 1,
         rows: 1,
         cols: 4,
         pixels,
@@ -449,6 +450,7 @@ fn bad_input_is_an_error() {
     // Labelled images: label count, label range, number of classes.
     let images = Images {
         count: 3,
+        channels: 1,
         rows: 1,
         cols: 2,
         pixels: vec![0; 6],
