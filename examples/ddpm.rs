@@ -93,6 +93,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mnist = common::data::load_mnist(&args.data)?;
     let (train, test) = (mnist.train, mnist.test);
     let (h, w) = (train.rows, train.cols);
+    let grid = elbo::image::GridImage::of(&train);
     let mut config = DdpmConfig::mnist_small();
     (config.height, config.width) = (h, w);
     config.unet.base_channels = args.base_channels;
@@ -140,14 +141,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     elbo::image::save_grid(
         args.out.join("samples-ancestral.png"),
         ancestral,
-        h,
-        w,
+        grid,
         columns,
     )?;
     let started = Instant::now();
     let ddim = model.sample_ddim(args.samples, args.ddim_steps, args.eta, true, &device)?;
     let ddim_seconds = started.elapsed().as_secs_f64();
-    elbo::image::save_grid(args.out.join("samples-ddim.png"), ddim, h, w, columns)?;
+    elbo::image::save_grid(args.out.join("samples-ddim.png"), ddim, grid, columns)?;
     println!(
         "wrote samples-ancestral.png ({} steps, {ancestral_seconds:.1} s) and samples-ddim.png \
          ({} steps, η = {}, {ddim_seconds:.1} s) to {}",

@@ -88,6 +88,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let test = mnist.binarized_test();
     let train = mnist.train;
     let (h, w) = (train.rows, train.cols);
+    let grid = elbo::image::GridImage::of(&train);
     println!(
         "data: {} training images ({h}×{w}, dynamically binarised), {} test images (fixed binarisation), device {}",
         train.count, test.count, args.device
@@ -126,7 +127,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         paths.push(model.interpolate(&a, &b, 10)?);
     }
     let paths = burn::tensor::Tensor::cat(paths, 0);
-    elbo::image::save_interpolations(args.out.join("interpolation.png"), paths, h, w, 10)?;
+    elbo::image::save_interpolations(args.out.join("interpolation.png"), paths, grid, 10)?;
     println!(
         "wrote samples.png, reconstructions.png, interpolation.png to {}",
         args.out.display()

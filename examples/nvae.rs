@@ -102,6 +102,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let test = mnist.binarized_test();
     let train = mnist.train;
     let (h, w) = (train.rows, train.cols);
+    let grid = elbo::image::GridImage::of(&train);
     let mut config = match args.preset {
         Preset::Small => NvaeConfig::mnist_small(),
         Preset::Large => NvaeConfig::mnist_large(),
@@ -163,15 +164,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.out.join("reconstructions.png"),
         originals,
         recon,
-        h,
-        w,
+        grid,
         4,
     )?;
     elbo::image::save_grid(
         args.out.join("samples-t1.0.png"),
         model.sample(64, 1.0, &device)?,
-        h,
-        w,
+        grid,
         8,
     )?;
     // Reduced temperature with the batch-norm statistics readjusted to its samples.
@@ -179,8 +178,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     elbo::image::save_grid(
         args.out.join("samples-t0.7.png"),
         cold.sample(64, 0.7, &device)?,
-        h,
-        w,
+        grid,
         8,
     )?;
     println!(

@@ -35,11 +35,11 @@ where
         -elbo.mean, elbo.std_error
     );
     std::fs::create_dir_all(out)?;
-    let (h, w) = (test.rows, test.cols);
-    elbo::image::save_grid(out.join("samples.png"), model.generate(64, device), h, w, 8)?;
+    let grid = elbo::image::GridImage::of(test);
+    elbo::image::save_grid(out.join("samples.png"), model.generate(64, device), grid, 8)?;
     let originals = x_test.clone().narrow(0, 0, 32);
     let recon = model.reconstruct(&originals)?;
-    elbo::image::save_reconstructions(out.join("reconstructions.png"), originals, recon, h, w, 4)?;
+    elbo::image::save_reconstructions(out.join("reconstructions.png"), originals, recon, grid, 4)?;
     Ok(x_test)
 }
 

@@ -456,6 +456,12 @@ fn a_checkpoint_that_cannot_be_written_leaves_nothing_behind() {
     );
 }
 
+/// A grey grid image of `height × width` drawn at its own size.
+#[cfg(feature = "png")]
+fn grey(height: usize, width: usize) -> elbo::image::GridImage {
+    elbo::image::GridImage::new(1, height, width).with_scale(1)
+}
+
 #[cfg(feature = "png")]
 #[test]
 fn images_that_cannot_be_written_are_errors_and_leave_nothing() {
@@ -463,11 +469,29 @@ fn images_that_cannot_be_written_are_errors_and_leave_nothing() {
     let dir = tempdir("png");
     let images = Tensor::<2>::zeros([4, 6], &device);
     assert!(matches!(
-        elbo::image::save_grid(dir.join("grid.png"), images.clone(), 2, 2, 2),
+        elbo::image::save_grid(dir.join("grid.png"), images.clone(), grey(2, 2), 2),
         Err(Error::ShapeMismatch { .. })
     ));
-    assert!(elbo::image::save_grid(dir.join("missing/grid.png"), images.clone(), 2, 3, 2).is_err());
-    elbo::image::save_grid(dir.join("grid.png"), images, 2, 3, 2).unwrap();
+    assert!(
+        elbo::image::save_grid(dir.join("missing/grid.png"), images.clone(), grey(2, 3), 2)
+            .is_err()
+    );
+    // Two channels, or a zero scale, are config errors.
+    let two_planes = elbo::image::GridImage::new(2, 1, 3);
+    assert!(matches!(
+        elbo::image::save_grid(dir.join("grid.png"), images.clone(), two_planes, 2),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        elbo::image::save_grid(
+            dir.join("grid.png"),
+            images.clone(),
+            grey(2, 3).with_scale(0),
+            2
+        ),
+        Err(Error::InvalidConfig { .. })
+    ));
+    elbo::image::save_grid(dir.join("grid.png"), images, grey(2, 3), 2).unwrap();
     let written = image_dims(&dir.join("grid.png"));
     // 2 columns × (3 + 2) + 2 wide, 2 rows × (2 + 2) + 2 high.
     assert_eq!(written, (12, 10));

@@ -282,3 +282,47 @@ fn mixed_sizes_undecodable_files_and_empty_folders_are_errors() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&empty).unwrap();
 }
+
+/// A colour grid read back: two 2×2 RGB images drawn 3× larger, their planes put back
+/// together as the pixels' colours, each pixel a 3×3 block, and the 2-pixel grey border.
+#[test]
+fn colour_grids_are_written_as_rgb_and_enlarged() {
+    let dir = scratch("grid");
+    let device = crate::common::device();
+    // Image i, plane c, pixel p: (10·i + 3·c + p) / 40.
+    let values: Vec<f32> = (0..2)
+        .flat_map(|i| {
+            (0..3).flat_map(move |c| (0..4).map(move |p| (10 * i + 3 * c + p) as f32 / 40.0))
+        })
+        .collect();
+    let images = burn::tensor::Tensor::<2>::from_data(
+        burn::tensor::TensorData::new(values.clone(), [2, 12]),
+        &device,
+    );
+    let shape = elbo::image::GridImage::new(3, 2, 2).with_scale(3);
+    elbo::image::save_grid(dir.join("grid.png"), images, shape, 2).unwrap();
+    let grid = image::open(dir.join("grid.png")).unwrap().to_rgb8();
+    // 2 columns × (2·3 + 2) + 2 wide, 1 row × (6 + 2) + 2 high.
+    assert_eq!(grid.dimensions(), (18, 10));
+    assert_eq!(grid.get_pixel(0, 0).0, [128, 128, 128]);
+    for i in 0..2usize {
+        for p in 0..4usize {
+            let (y, x) = (p / 2, p % 2);
+            let want: Vec<u8> = (0..3)
+                .map(|c| (values[i * 12 + c * 4 + p] * 255.0).round() as u8)
+                .collect();
+            for dy in 0..3 {
+                for dx in 0..3 {
+                    let gx = (2 + i * 8 + x * 3 + dx) as u32;
+                    let gy = (2 + y * 3 + dy) as u32;
+                    assert_eq!(
+                        grid.get_pixel(gx, gy).0.to_vec(),
+                        want,
+                        "image {i}, pixel {p}"
+                    );
+                }
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
