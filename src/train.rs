@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_write::{tmp_path, write_atomic};
+use crate::atomic_write::{rename_synced, sync_dir, sync_file, tmp_path, write_atomic};
 use crate::data::TrainData;
 use crate::ema::Ema;
 use crate::error::{ensure_nonzero, ensure_positive};
@@ -442,10 +442,19 @@ fn save_checkpoint<M: Module>(
             .map_err(|e| checkpoint_error(&tmp_dir, format!("serialising the state: {e}")))?;
         std::fs::write(tmp_dir.join("state.json"), json)
             .map_err(|e| Error::io(tmp_dir.join("state.json"), e))?;
+        // Every file on disk, then the folder's entries, before the folder takes its name.
+        for entry in std::fs::read_dir(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))? {
+            sync_file(&entry.map_err(|e| Error::io(&tmp_dir, e))?.path())?;
+        }
+        sync_dir(&tmp_dir)?;
         if final_dir.exists() {
+            // A folder of this epoch left by an earlier run. A resumed run never meets the
+            // one `latest` names (it saves later epochs); a fresh run into a folder of an
+            // older run can, and a crash between this removal and the rename below then
+            // leaves `latest` naming a missing folder, which resuming reports as an error.
             std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
         }
-        std::fs::rename(&tmp_dir, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        rename_synced(&tmp_dir, &final_dir)?;
         write_atomic(&dir.join("latest"), name.as_bytes())
     })();
     if result.is_err() {
@@ -493,13 +502,40 @@ fn load_checkpoint<M: Module>(
             ),
         ));
     }
-    let model = model
-        .try_load_file(dir.join("model.bpk"))
-        .map_err(|e| checkpoint_error(dir, format!("loading the model weights: {e:?}")))?;
-    let optimizer = optimizer
-        .load(dir.join("optimizer.bpk"))
-        .map_err(|e| checkpoint_error(dir, format!("loading the optimizer state: {e:?}")))?;
+    let model = without_panics(dir, "loading the model weights", || {
+        model.try_load_file(dir.join("model.bpk"))
+    })?;
+    let optimizer = without_panics(dir, "loading the optimizer state", || {
+        optimizer.load(dir.join("optimizer.bpk"))
+    })?;
     Ok((model, optimizer, state))
+}
+
+/// Runs one of burn's loaders on a checkpoint file, turning its error, or a panic, into an
+/// [`Error::Checkpoint`] that says `what` failed. burn 0.22.1 answers some corrupt files
+/// with a panic instead of an error (its optimizer-record loader `expect`s a parameter id
+/// on every tensor of the file; found by `tests/it/fuzz_readers.rs`). Under
+/// `panic = "abort"` such a file still aborts the process.
+fn without_panics<T, E: std::fmt::Debug>(
+    dir: &Path,
+    what: &str,
+    load: impl FnOnce() -> std::result::Result<T, E>,
+) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(load)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(checkpoint_error(dir, format!("{what}: {e:?}"))),
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic in burn's loader".into());
+            Err(checkpoint_error(
+                dir,
+                format!("{what}: the file is corrupt ({reason})"),
+            ))
+        }
+    }
 }
 
 /// The checkpoint file that holds the weight average (EMA), when the fit keeps one.
@@ -512,10 +548,9 @@ fn load_ema<M: Module>(dir: &Path, model: &M, decay: f64) -> Result<Option<Ema<M
     if !path.exists() {
         return Ok(None);
     }
-    let average = model
-        .clone()
-        .try_load_file(&path)
-        .map_err(|e| checkpoint_error(dir, format!("loading the weight average: {e:?}")))?;
+    let average = without_panics(dir, "loading the weight average", || {
+        model.clone().try_load_file(&path)
+    })?;
     Ema::new(&average, decay).map(Some)
 }
 

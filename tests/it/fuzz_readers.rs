@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use elbo::data::{ColorMode, Images, read_cifar_batch, read_idx, read_image_folder};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 /// A fresh, empty folder under the system's temporary folder.
 fn scratch(name: &str) -> PathBuf {
@@ -71,17 +71,24 @@ fn apply(valid: &[u8], m: &Mutation) -> Vec<u8> {
     bytes
 }
 
+/// A runner of `cases` cases from a fixed seed (the same mutations on every run; a longer
+/// run with more cases covers more of them).
+fn runner(cases: u32) -> TestRunner {
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+}
+
 /// Runs `check` on 2,000 mutations (or `$PROPTEST_CASES`) of `valid`, written to `path`.
 fn fuzz(valid: Vec<u8>, path: PathBuf, check: impl Fn(&std::path::Path)) {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(2000);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = runner(cases);
     runner
         .run(&mutation(), |m| {
             std::fs::write(&path, apply(&valid, &m)).unwrap();
@@ -145,5 +152,72 @@ fn the_image_folder_reader_never_panics_on_mutated_files() {
             }
         }
     });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A checkpoint folder written by the fit loop, then each of its files mutated in turn
+/// (`state.json`, the weights, the optimizer state): resuming from it gives a trained
+/// model or an `Error`, never a panic. Fewer cases (300 per file): each one runs the fit
+/// loop's resume.
+#[test]
+fn resuming_from_a_mutated_checkpoint_never_panics() {
+    use elbo::data::{Binarization, ImageData};
+    use elbo::models::GaussianVaeConfig;
+    use elbo::train::{FitConfig, fit};
+
+    let device = crate::common::device();
+    let dir = scratch("checkpoint");
+    let images = Images {
+        count: 8,
+        channels: 1,
+        rows: 2,
+        cols: 2,
+        pixels: (0..32).map(|i| (i * 8) as u8).collect(),
+    };
+    let data = ImageData::new(images, Binarization::Dynamic);
+    let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![4]);
+    let fit_config = |epochs: usize| {
+        let mut c = FitConfig::new(epochs, 4);
+        c.progress = false;
+        c.checkpoint_dir = Some(dir.clone());
+        c.resume = true;
+        c
+    };
+    fit(
+        config.init(&device).unwrap(),
+        &config,
+        &data,
+        &fit_config(1),
+        &device,
+    )
+    .unwrap();
+    let checkpoint = dir.join("epoch-0001");
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse::<u32>().ok())
+        .map_or(300, |c| c / 10);
+    for file in ["state.json", "model.bpk", "optimizer.bpk"] {
+        let path = checkpoint.join(file);
+        let valid = std::fs::read(&path).unwrap();
+        let mut runner = runner(cases);
+        runner
+            .run(&mutation(), |m| {
+                std::fs::write(&path, apply(&valid, &m)).unwrap();
+                // Two epochs: the resumed run trains one more and saves epoch 2, which is
+                // removed so that the next case resumes from the mutated epoch 1 again.
+                let _ = fit(
+                    config.init(&device).unwrap(),
+                    &config,
+                    &data,
+                    &fit_config(2),
+                    &device,
+                );
+                let _ = std::fs::remove_dir_all(dir.join("epoch-0002"));
+                std::fs::write(dir.join("latest"), "epoch-0001").unwrap();
+                Ok(())
+            })
+            .unwrap();
+        std::fs::write(&path, valid).unwrap();
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

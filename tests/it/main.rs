@@ -16,6 +16,7 @@ mod example_loaders;
 mod bad_input;
 mod bn_vae;
 mod conv_vae;
+mod crash_safety;
 mod ddpm;
 mod ddpm_schedule;
 mod diagnostics;

@@ -1,0 +1,144 @@
+//! Checkpoints survive a crash: a child process trains and checkpoints every epoch,
+//! resuming from the latest checkpoint, and is killed (SIGKILL on Unix) at pseudo-random
+//! moments, over and over; after every kill the latest checkpoint still loads and a run
+//! resumes from it. The child is this test binary itself, run with one test selected and
+//! `ELBO_CRASH_CHILD_DIR` set.
+//!
+//! A killed process is not a power cut: what this shows is that no moment of a save
+//! leaves `latest` naming a checkpoint that cannot be read. That the bytes also reach the
+//! disk before a power cut is what `atomic_write`'s syncs are for; no test here can cut
+//! the power.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use elbo::data::{Binarization, ImageData, Images};
+use elbo::models::GaussianVaeConfig;
+use elbo::train::{FitConfig, fit};
+
+use crate::common;
+
+const CHILD_DIR: &str = "ELBO_CRASH_CHILD_DIR";
+
+fn data() -> ImageData {
+    let images = Images {
+        count: 16,
+        channels: 1,
+        rows: 2,
+        cols: 2,
+        pixels: (0..64).map(|i| ((i * 37) % 256) as u8).collect(),
+    };
+    ImageData::new(images, Binarization::Dynamic)
+}
+
+fn config() -> GaussianVaeConfig {
+    GaussianVaeConfig::new(4, 2).with_hidden(vec![8])
+}
+
+/// Trains for `epochs` epochs (counting those already in the checkpoint folder `dir`),
+/// checkpointing every epoch and resuming from the latest checkpoint if there is one.
+fn train(dir: &Path, epochs: usize) -> elbo::Result<usize> {
+    let device = common::device();
+    let config = config();
+    let mut fit_config = FitConfig::new(epochs, 8);
+    fit_config.progress = false;
+    fit_config.checkpoint_dir = Some(dir.to_path_buf());
+    fit_config.resume = true;
+    let (_, history) = fit(
+        config.init(&device)?,
+        &config,
+        &data(),
+        &fit_config,
+        &device,
+    )?;
+    Ok(history.epochs.len())
+}
+
+/// The epoch of the checkpoint `latest` names, if any.
+fn latest_epoch(dir: &Path) -> Option<usize> {
+    let name = std::fs::read_to_string(dir.join("latest")).ok()?;
+    name.trim().strip_prefix("epoch-")?.parse().ok()
+}
+
+/// The child's work: when `ELBO_CRASH_CHILD_DIR` is set, trains and checkpoints until it
+/// is killed; otherwise (a normal test run) nothing.
+#[test]
+fn child_trains_and_checkpoints_until_killed() {
+    let Some(dir) = std::env::var_os(CHILD_DIR) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    loop {
+        train(&dir, 1_000_000).expect("the child resumes from every checkpoint");
+    }
+}
+
+#[test]
+fn a_killed_save_leaves_the_previous_checkpoint_loadable() {
+    let dir = std::env::temp_dir().join(format!("elbo-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    // A fixed sequence of kill delays between 30 and 330 ms (a 64-bit LCG).
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next_delay = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        Duration::from_millis(30 + (state >> 33) % 300)
+    };
+    let rounds = 20;
+    let mut checked = 0;
+    let mut previous = 0;
+    for round in 0..rounds {
+        let mut child = Command::new(&exe)
+            .args([
+                "crash_safety::child_trains_and_checkpoints_until_killed",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, &dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + next_delay();
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = stderr.read_to_string(&mut err);
+                }
+                panic!("round {round}: the child stopped by itself ({status}): {err}");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Whatever the moment of the kill, the checkpoint `latest` names loads, and one
+        // more epoch trains from it.
+        if let Some(epoch) = latest_epoch(&dir) {
+            assert!(
+                epoch >= previous,
+                "round {round}: latest went back from {previous} to {epoch}"
+            );
+            previous = epoch;
+            let trained = train(&dir, epoch + 1)
+                .unwrap_or_else(|e| panic!("round {round}: resuming from epoch {epoch}: {e}"));
+            assert_eq!(trained, epoch + 1, "round {round}");
+            previous = epoch + 1;
+            checked += 1;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    // The kills must have landed while checkpoints were being written, not before the
+    // first one: most rounds see a checkpoint, and training advanced overall.
+    assert!(
+        checked >= rounds / 2,
+        "only {checked} of {rounds} rounds found a checkpoint"
+    );
+    assert!(previous >= rounds, "training reached only epoch {previous}");
+}
