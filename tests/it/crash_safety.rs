@@ -80,13 +80,14 @@ fn a_killed_save_leaves_the_previous_checkpoint_loadable() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let exe = std::env::current_exe().unwrap();
-    // A fixed sequence of kill delays between 30 and 330 ms (a 64-bit LCG).
+    // A fixed sequence of kill delays between 0 and 150 ms after the child's first
+    // checkpoint of the round (a 64-bit LCG).
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next_delay = || {
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        Duration::from_millis(30 + (state >> 33) % 300)
+        Duration::from_millis((state >> 33) % 150)
     };
     let rounds = 20;
     let mut checked = 0;
@@ -104,8 +105,11 @@ fn a_killed_save_leaves_the_previous_checkpoint_loadable() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + next_delay();
-        while Instant::now() < deadline {
+        // Once the child has written a checkpoint of its own this round (so it is past
+        // its start-up, which takes long on a software GPU), kill it after a delay.
+        let started = Instant::now();
+        let mut deadline = None;
+        loop {
             if let Some(status) = child.try_wait().unwrap() {
                 let mut err = String::new();
                 if let Some(mut stderr) = child.stderr.take() {
@@ -114,13 +118,25 @@ fn a_killed_save_leaves_the_previous_checkpoint_loadable() {
                 }
                 panic!("round {round}: the child stopped by itself ({status}): {err}");
             }
+            match deadline {
+                None if latest_epoch(&dir).unwrap_or(0) > previous => {
+                    deadline = Some(Instant::now() + next_delay());
+                }
+                None => assert!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "round {round}: no checkpoint after 120 s"
+                ),
+                Some(at) if Instant::now() >= at => break,
+                Some(_) => {}
+            }
             std::thread::sleep(Duration::from_millis(2));
         }
         child.kill().unwrap();
         child.wait().unwrap();
         // Whatever the moment of the kill, the checkpoint `latest` names loads, and one
         // more epoch trains from it.
-        if let Some(epoch) = latest_epoch(&dir) {
+        {
+            let epoch = latest_epoch(&dir).expect("the child wrote a checkpoint this round");
             assert!(
                 epoch >= previous,
                 "round {round}: latest went back from {previous} to {epoch}"
