@@ -93,6 +93,7 @@ mod progress;
 mod terms;
 pub mod train;
 mod traits;
+pub mod weights;
 
 pub use ema::Ema;
 pub use error::{Error, Result};

@@ -554,6 +554,87 @@ fn load_ema<M: Module>(dir: &Path, model: &M, decay: f64) -> Result<Option<Ema<M
     Ema::new(&average, decay).map(Some)
 }
 
+/// A config that builds its model: what [`restore`] needs to rebuild a model from the
+/// config a checkpoint stores. Every model config of the crate implements it; a config of
+/// your own implements it in one line (`type Model = …; fn init_model` calling your
+/// `init`).
+pub trait ModelConfig: Config {
+    /// The model the config builds.
+    type Model: Module;
+
+    /// A model with fresh weights (the config's `init`).
+    ///
+    /// # Errors
+    /// As the config's validation.
+    fn init_model(&self, device: &Device) -> Result<Self::Model>;
+}
+
+/// The model of the latest checkpoint in `dir`, and the config it was built from, on
+/// `device` for inference (`model.valid()` drops autodiff where the device has it): the
+/// config is read from the checkpoint's `state.json`, the model built from it and given
+/// the saved weights, the weight average where the run kept one (`ema.bpk`, what [`fit`]
+/// returns then), else the trained weights.
+///
+/// ```
+/// use elbo::data::{Binarization, ImageData, Images};
+/// use elbo::models::GaussianVaeConfig;
+/// use elbo::train::{FitConfig, fit, restore};
+/// # fn main() -> elbo::Result<()> {
+/// let device = elbo::device::default_device();
+/// let dir = std::env::temp_dir().join(format!("elbo-doc-restore-{}", std::process::id()));
+/// let images = Images { count: 8, channels: 1, rows: 2, cols: 2, pixels: vec![128; 32] };
+/// let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![4]);
+/// let mut fit_config = FitConfig::new(1, 4);
+/// fit_config.progress = false;
+/// fit_config.checkpoint_dir = Some(dir.clone());
+/// let data = ImageData::new(images, Binarization::Dynamic);
+/// fit(config.init(&device)?, &config, &data, &fit_config, &device)?;
+///
+/// // Later, elsewhere: one call gives the model and its config back.
+/// let (model, restored_config) = restore::<GaussianVaeConfig>(&dir, &device)?;
+/// assert_eq!(restored_config.hidden, vec![4]);
+/// let samples = model.generate(3, &device);
+/// assert_eq!(samples.dims(), [3, 4]);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// [`Error::Checkpoint`] if the folder has no `latest` checkpoint, its state is corrupt,
+/// its config is not a `C`, or its weights do not load; [`Error::Io`] if a file cannot be
+/// read.
+pub fn restore<C: ModelConfig>(dir: impl AsRef<Path>, device: &Device) -> Result<(C::Model, C)> {
+    let dir = dir.as_ref();
+    let state_dir = latest_checkpoint(dir)?
+        .ok_or_else(|| checkpoint_error(dir, "no `latest` checkpoint in this folder"))?;
+    let state_path = state_dir.join("state.json");
+    let bytes = std::fs::read(&state_path).map_err(|e| Error::io(&state_path, e))?;
+    let state: CheckpointState = serde_json::from_slice(&bytes)
+        .map_err(|e| checkpoint_error(&state_path, format!("corrupt state: {e}")))?;
+    let config: C = serde_json::from_value(state.model_config).map_err(|e| {
+        checkpoint_error(
+            &state_path,
+            format!(
+                "its model config is not a {}: {e}; restore it with the config type it was \
+                 trained with",
+                std::any::type_name::<C>()
+            ),
+        )
+    })?;
+    let model = config.init_model(device)?;
+    let ema = state_dir.join(EMA_FILE);
+    let weights = if ema.exists() {
+        ema
+    } else {
+        state_dir.join("model.bpk")
+    };
+    let model = without_panics(&state_dir, "loading the weights", || {
+        model.try_load_file(&weights)
+    })?;
+    Ok((model, config))
+}
+
 /// Loads the weights of the latest checkpoint in `dir` into `model`, checking that it was
 /// written for `model_config`.
 ///

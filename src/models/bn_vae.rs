@@ -80,3 +80,11 @@ impl BnVaeConfig {
         )
     }
 }
+
+impl crate::train::ModelConfig for BnVaeConfig {
+    type Model = BnVae;
+
+    fn init_model(&self, device: &Device) -> crate::Result<BnVae> {
+        self.init(device)
+    }
+}

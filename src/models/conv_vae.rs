@@ -144,3 +144,11 @@ fn stage_pairs(image_channels: usize, channels: &[usize]) -> impl Iterator<Item 
         .chain(channels.iter().copied())
         .zip(channels.iter().copied())
 }
+
+impl crate::train::ModelConfig for ConvVaeConfig {
+    type Model = ConvVae;
+
+    fn init_model(&self, device: &Device) -> crate::Result<ConvVae> {
+        self.init(device)
+    }
+}

@@ -89,3 +89,11 @@ pub(crate) fn bernoulli_mlp_vae<H: PosteriorHead, P>(
     let decoder = BernoulliMlpDecoder::new(latent_dim, hidden, input_dim, activation, device)?;
     Ok(Vae::new(encoder, decoder, prior))
 }
+
+impl crate::train::ModelConfig for GaussianVaeConfig {
+    type Model = GaussianVae;
+
+    fn init_model(&self, device: &Device) -> crate::Result<GaussianVae> {
+        self.init(device)
+    }
+}

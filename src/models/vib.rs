@@ -411,3 +411,11 @@ impl LatentVariableModel for Vib {
         self.log_importance_weights_with_noise(batch, noise)
     }
 }
+
+impl crate::train::ModelConfig for VibConfig {
+    type Model = Vib;
+
+    fn init_model(&self, device: &Device) -> crate::Result<Vib> {
+        self.init(device)
+    }
+}

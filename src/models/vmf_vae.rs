@@ -73,3 +73,11 @@ impl VmfVaeConfig {
         )
     }
 }
+
+impl crate::train::ModelConfig for VmfVaeConfig {
+    type Model = VmfVae;
+
+    fn init_model(&self, device: &Device) -> crate::Result<VmfVae> {
+        self.init(device)
+    }
+}

@@ -221,3 +221,22 @@ fn resuming_from_a_mutated_checkpoint_never_panics() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Mutated safetensors files: loading them into the model they were saved from gives the
+/// model or an `Error`, never a panic.
+#[test]
+fn loading_mutated_safetensors_never_panics() {
+    use elbo::models::GaussianVaeConfig;
+    use elbo::weights::{load_safetensors, save_safetensors};
+
+    let device = crate::common::device();
+    let dir = scratch("safetensors");
+    let config = GaussianVaeConfig::new(4, 2).with_hidden(vec![3]);
+    let path = dir.join("model.safetensors");
+    save_safetensors(&config.init(&device).unwrap(), &path).unwrap();
+    let valid = std::fs::read(&path).unwrap();
+    fuzz(valid, path, |p| {
+        let _ = load_safetensors(config.init(&device).unwrap(), p);
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -41,3 +41,4 @@ mod unet;
 mod univae;
 mod vib;
 mod vmf;
+mod weights;

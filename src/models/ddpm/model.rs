@@ -461,3 +461,11 @@ impl DdpmConfig {
         Ddpm::new(unet, self)
     }
 }
+
+impl crate::train::ModelConfig for DdpmConfig {
+    type Model = Ddpm<UNet>;
+
+    fn init_model(&self, device: &Device) -> crate::Result<Ddpm<UNet>> {
+        self.init(device)
+    }
+}

@@ -544,3 +544,11 @@ impl NvaeConfig {
         Ok(Nvae::new(self, device))
     }
 }
+
+impl crate::train::ModelConfig for NvaeConfig {
+    type Model = Nvae;
+
+    fn init_model(&self, device: &Device) -> crate::Result<Nvae> {
+        self.init(device)
+    }
+}

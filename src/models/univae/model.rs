@@ -605,3 +605,11 @@ impl UniVaeConfig {
         Ok(UniVae::new(self, device))
     }
 }
+
+impl crate::train::ModelConfig for UniVaeConfig {
+    type Model = UniVae;
+
+    fn init_model(&self, device: &Device) -> crate::Result<UniVae> {
+        self.init(device)
+    }
+}
