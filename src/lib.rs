@@ -123,3 +123,8 @@ pub mod prelude {
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The custom-model guide's code (`docs/custom_model.md`), compiled and run as a doc test.
+#[doc = include_str!("../docs/custom_model.md")]
+#[cfg(doctest)]
+pub struct CustomModelDoctests;

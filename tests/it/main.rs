@@ -9,6 +9,9 @@
 //! between their two runs.
 
 mod common;
+/// The custom-model example's networks, as the example compiles them.
+#[path = "../../examples/custom_model/model.rs"]
+mod custom_example;
 /// The examples' data loaders, as the examples compile them.
 #[path = "../../examples/common/data.rs"]
 mod example_loaders;
@@ -17,6 +20,7 @@ mod bad_input;
 mod bn_vae;
 mod conv_vae;
 mod crash_safety;
+mod custom_model;
 mod ddpm;
 mod ddpm_schedule;
 mod diagnostics;
