@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use elbo::data::{Mnist, SentenceCorpus};
+use elbo::data::{Cifar, Mnist, SentenceCorpus};
 
 /// The flag that sets an example's data folder, as its error messages name it.
 pub const DATA_FLAG: &str = "--data DIR";
@@ -18,6 +18,16 @@ pub fn default_mnist_dir() -> PathBuf {
 /// The repository's sentence corpus, `data/fortune-sentences`.
 pub fn default_text_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fortune-sentences")
+}
+
+/// The repository's colour images in the CIFAR-10 binary format, `data/emoji-32`.
+pub fn default_emoji_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/emoji-32")
+}
+
+/// The CIFAR-10-format folder `dir` (the colour example's loader).
+pub fn load_cifar(dir: &Path) -> Result<Cifar, elbo::Error> {
+    Cifar::load(dir).map_err(|e| e.set_by(DATA_FLAG))
 }
 
 /// The MNIST-format folder `dir` (the MNIST examples' loader).

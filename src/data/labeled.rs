@@ -81,6 +81,33 @@ impl LabeledBatch {
         Ok(())
     }
 
+    /// Checks that `x` and `y` have the same number of rows and every label is a class
+    /// in `0..num_classes` (reads the labels back to the host).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for a label count that differs from the rows of `x`;
+    /// [`Error::InvalidConfig`] for a label out of range.
+    pub fn check_labels(&self, num_classes: usize) -> Result<()> {
+        self.check_rows()?;
+        let classes = num_classes as i64;
+        if let Some((i, label)) = self
+            .labels()?
+            .into_iter()
+            .enumerate()
+            .find(|&(_, y)| !(0..classes).contains(&y))
+        {
+            return Err(Error::config(
+                "labels",
+                format!("{label} (row {i})"),
+                format!(
+                    "a class in 0..{classes}; build the model with num_classes > {label} or \
+                     fix the labels"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The labels, read back to the host.
     ///
     /// # Errors

@@ -1,5 +1,6 @@
 //! The convolutional Gaussian VAE: strided convolutions down to a diagonal-Gaussian head,
-//! a linear map and transposed convolutions back up to Bernoulli logits.
+//! a linear map and transposed convolutions back up to a pixel likelihood (Bernoulli
+//! logits, or a discretised logistic mixture for 8-bit grey and colour images).
 
 use burn::config::Config;
 use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
@@ -7,24 +8,27 @@ use burn::nn::{LinearConfig, PaddingConfig2d};
 use burn::tensor::Device;
 
 use crate::Error;
-use crate::distributions::StdNormal;
+use crate::distributions::{PixelLikelihood, StdNormal};
 use crate::error::ensure_nonzero;
 use crate::models::Vae;
-use crate::models::decoders::BernoulliConvDecoder;
+use crate::models::decoders::ConvDecoder;
 use crate::models::heads::GaussianHead;
 use crate::models::trunks::ConvEncoder;
 
 /// The convolutional Gaussian VAE on flat image rows `[batch, C·H·W]`.
-pub type ConvVae = Vae<ConvEncoder<GaussianHead>, BernoulliConvDecoder, StdNormal>;
+pub type ConvVae = Vae<ConvEncoder<GaussianHead>, ConvDecoder, StdNormal>;
 
 /// Configuration of a [`ConvVae`]: every stage halves the image with a 4×4 convolution of
 /// stride 2 and padding 1 followed by ReLU; the flattened last map feeds the Gaussian head.
 /// The decoder mirrors it: a linear map and ReLU to the last map's shape, then 4×4
-/// transposed convolutions of stride 2 (ReLU between them) back to Bernoulli logits.
+/// transposed convolutions of stride 2 (ReLU between them) back to the parameters of the
+/// pixel likelihood: Bernoulli logits (binary images, the default) or a discretised
+/// mixture of logistics ([`PixelLikelihood::Logistic`], 8-bit images with values `k/255`,
+/// grey or colour).
 ///
 /// The default is the small MNIST model of the reference figures
 /// (`reference/pytorch/conv_vae.py`): 1×28×28 → conv 32 → conv 64 (7×7) →
-/// latent 32.
+/// latent 32. [`emoji`](Self::emoji) is a colour model for 32×32 RGB images.
 ///
 /// ```
 /// use burn::tensor::Tensor;
@@ -52,12 +56,25 @@ pub struct ConvVaeConfig {
     /// Latent dimension.
     #[config(default = 32)]
     pub latent_dim: usize,
+    /// Pixel distribution.
+    #[config(default = "PixelLikelihood::Bernoulli")]
+    pub likelihood: PixelLikelihood,
 }
 
 impl ConvVaeConfig {
     /// The reference MNIST model: 1×28×28, channels 32 and 64, latent 32.
     pub fn mnist() -> Self {
         Self::new(1, 28, 28)
+    }
+
+    /// A colour model for 32×32 RGB 8-bit images (emoji-32, CIFAR-10): three stages of
+    /// 32, 64 and 128 channels (4×4), latent 64, and a discretised mixture of 5 logistics
+    /// per sub-pixel.
+    pub fn emoji() -> Self {
+        Self::new(3, 32, 32)
+            .with_channels(vec![32, 64, 128])
+            .with_latent_dim(64)
+            .with_likelihood(PixelLikelihood::Logistic { mixtures: 5 })
     }
 
     /// Checks the sizes.
@@ -78,6 +95,7 @@ impl ConvVaeConfig {
         for &c in &self.channels {
             ensure_nonzero("channels", c)?;
         }
+        self.likelihood.validate()?;
         let factor = 1usize << self.channels.len();
         for (field, side) in [("height", self.height), ("width", self.width)] {
             if side == 0 || side % factor != 0 {
@@ -120,8 +138,8 @@ impl ConvVaeConfig {
             image: [self.image_channels, self.height, self.width],
         };
         let mut reversed: Vec<usize> = self.channels.iter().rev().copied().collect();
-        reversed.push(self.image_channels);
-        let decoder = BernoulliConvDecoder {
+        reversed.push(self.likelihood.output_channels(self.image_channels));
+        let decoder = ConvDecoder {
             linear: LinearConfig::new(self.latent_dim, features).init(device),
             deconvs: reversed
                 .windows(2)
@@ -133,6 +151,8 @@ impl ConvVaeConfig {
                 })
                 .collect(),
             first_map: last,
+            image_channels: self.image_channels,
+            likelihood: self.likelihood.clone(),
         };
         Ok(Vae::new(encoder, decoder, StdNormal::new(self.latent_dim)?))
     }

@@ -5,7 +5,7 @@
 //! - [`trunks`]: encoder networks, data → features ([`MlpEncoder`], [`ConvEncoder`],
 //!   [`LstmEncoder`]), each with any head;
 //! - [`decoders`]: latents → `p(x|z)` ([`BernoulliMlpDecoder`], [`GaussianMlpDecoder`],
-//!   [`BernoulliConvDecoder`], [`LstmDecoder`]);
+//!   [`ConvDecoder`], [`LstmDecoder`]);
 //! - whole models and their presets, one file or folder each: the Gaussian VAE, BN-VAE,
 //!   vMF-VAE, conv VAE, sentence VAEs ([`TextVaeConfig`]), the VIB, and [`nvae`], [`ddpm`],
 //!   [`univae`], which implement [`LatentVariableModel`](crate::LatentVariableModel)
@@ -17,6 +17,7 @@
 mod bn_vae;
 mod checks;
 mod conv_vae;
+pub mod cvae;
 pub mod ddpm;
 pub mod decoders;
 mod gaussian_vae;
@@ -32,7 +33,7 @@ mod vmf_vae;
 pub use bn_vae::{BnVae, BnVaeConfig};
 pub use conv_vae::{ConvVae, ConvVaeConfig};
 pub use decoders::{
-    BernoulliConvDecoder, BernoulliMlpDecoder, DecoderVariance, GaussianMlpDecoder,
+    BernoulliMlpDecoder, ConvDecoder, DecoderVariance, GaussianMlpDecoder,
     GaussianMlpDecoderConfig, LstmDecoder, SequenceLikelihood,
 };
 pub use gaussian_vae::{GaussianVae, GaussianVaeConfig};

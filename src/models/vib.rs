@@ -224,24 +224,7 @@ impl Vib {
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for a label out of range.
     pub fn check_batch(&self, batch: &LabeledBatch) -> crate::Result<()> {
         self.encoder.check_input(&batch.x)?;
-        batch.check_rows()?;
-        let classes = self.num_classes() as i64;
-        if let Some((i, label)) = batch
-            .labels()?
-            .into_iter()
-            .enumerate()
-            .find(|&(_, y)| !(0..classes).contains(&y))
-        {
-            return Err(crate::Error::config(
-                "labels",
-                format!("{label} (row {i})"),
-                format!(
-                    "a class in 0..{classes}; build the model with num_classes > {label} or \
-                     fix the labels"
-                ),
-            ));
-        }
-        Ok(())
+        batch.check_labels(self.num_classes())
     }
 
     /// The ELBO terms for given standard-normal noise `ε` (`[batch, latent_dim]`): the

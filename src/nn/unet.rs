@@ -1,15 +1,16 @@
 //! The DDPM U-Net (Ho et al. 2020, appendix B; after PixelCNN++'s backbone): residual
 //! blocks with group normalisation and SiLU, a sinusoidal time embedding through an MLP,
 //! down- and up-sampling with skip connections, optional self-attention at low resolution,
-//! and dropout.
+//! dropout, and an optional class-label embedding added to the time embedding (with a
+//! null label for classifier-free guidance).
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
     Dropout, DropoutConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d,
 };
-use burn::tensor::{Device, Tensor, activation};
+use burn::tensor::{Device, Distribution as TensorDistribution, Int, Tensor, activation};
 
 use crate::error::{Error, ensure_nonzero};
 use crate::kernels;
@@ -188,6 +189,12 @@ pub struct UNetConfig {
     /// Groups of the group normalisations (at most; a divisor of the width is used).
     #[config(default = 8)]
     pub norm_groups: usize,
+    /// Classes of the label the network can be conditioned on; 0 (the default) builds an
+    /// unconditional network. With `n > 0` a learned embedding of `n + 1` rows (row `n` is
+    /// the null label, "no condition", that classifier-free guidance trains and samples
+    /// with) is added to the time embedding.
+    #[config(default = 0)]
+    pub num_classes: usize,
 }
 
 impl UNetConfig {
@@ -284,8 +291,17 @@ impl UNetConfig {
                 upsample: (i > 0).then(|| conv3(w, w, device)),
             });
         }
+        // N(0, 1) rows, as PyTorch's `nn.Embedding`.
+        let label_embedding = (self.num_classes > 0).then(|| {
+            Param::from_tensor(Tensor::random(
+                [self.num_classes + 1, d_time],
+                TensorDistribution::Normal(0.0, 1.0),
+                device,
+            ))
+        });
         Ok(UNet {
             time_in: LinearConfig::new(c0, d_time).init(device),
+            label_embedding,
             time_out: LinearConfig::new(d_time, d_time).init(device),
             stem: conv3(self.channels, c0, device),
             down,
@@ -296,6 +312,7 @@ impl UNetConfig {
             out_conv: conv3(c, self.channels, device),
             base_channels: c0,
             size_divisor: self.size_divisor(),
+            num_classes: self.num_classes,
         })
     }
 }
@@ -316,6 +333,8 @@ impl UNetConfig {
 #[derive(Module, Debug)]
 pub struct UNet {
     time_in: Linear,
+    /// `[num_classes + 1, d_time]`: one row per class, the last for the null label.
+    label_embedding: Option<Param<Tensor<2>>>,
     time_out: Linear,
     stem: Conv2d,
     down: Vec<DownLevel>,
@@ -328,6 +347,8 @@ pub struct UNet {
     base_channels: usize,
     #[module(skip)]
     size_divisor: usize,
+    #[module(skip)]
+    num_classes: usize,
 }
 
 impl UNet {
@@ -343,6 +364,33 @@ impl UNet {
     /// - `t`: `[batch]`
     /// - output: `[batch, channels, height, width]`
     pub fn forward(&self, x: Tensor<4>, t: Tensor<1>) -> crate::Result<Tensor<4>> {
+        self.forward_with_label(x, t, None)
+    }
+
+    /// Classes of the label the network takes (0 for an unconditional network).
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    /// As [`forward`](Self::forward), conditioned on class labels: `labels` is `[batch]`
+    /// with values in `0..=num_classes`, where `num_classes` is the null label; `None` is
+    /// the null label for every row (and the only choice for an unconditional network).
+    ///
+    /// # Formula
+    /// ```text
+    /// temb = MLP(sinusoid(t)) + E[y]        (E: [num_classes + 1, 4·C] learned rows)
+    /// ```
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward); [`Error::ShapeMismatch`] for labels of another length
+    /// than the batch; [`Error::InvalidConfig`] for a label out of range, or for labels
+    /// given to an unconditional network.
+    pub fn forward_with_label(
+        &self,
+        x: Tensor<4>,
+        t: Tensor<1>,
+        labels: Option<&Tensor<1, Int>>,
+    ) -> crate::Result<Tensor<4>> {
         let [b, _, h, w] = x.dims();
         if !h.is_multiple_of(self.size_divisor)
             || !w.is_multiple_of(self.size_divisor)
@@ -358,7 +406,10 @@ impl UNet {
             ));
         }
         let temb = timestep_embedding(t, self.base_channels);
-        let temb = self.time_out.run(activation::silu(self.time_in.run(temb)));
+        let mut temb = self.time_out.run(activation::silu(self.time_in.run(temb)));
+        if let Some(rows) = self.label_rows(labels, b, &x.device())? {
+            temb = temb + rows;
+        }
         let mut s = self.stem.run(x);
         let mut skips = Vec::with_capacity(self.down.len());
         for level in &self.down {
@@ -396,5 +447,58 @@ impl UNet {
         Ok(self
             .out_conv
             .run(kernels::group_norm_silu(&self.out_norm, s)))
+    }
+}
+
+impl UNet {
+    /// The label embedding's rows for `labels` (the null row where `None`), or `None` for an
+    /// unconditional network.
+    fn label_rows(
+        &self,
+        labels: Option<&Tensor<1, Int>>,
+        batch: usize,
+        device: &Device,
+    ) -> crate::Result<Option<Tensor<2>>> {
+        let Some(embedding) = &self.label_embedding else {
+            return match labels {
+                None => Ok(None),
+                Some(_) => Err(Error::config(
+                    "labels",
+                    "given",
+                    "none: this U-Net was built with num_classes = 0 (set UNetConfig::num_classes \
+                     to condition it)",
+                )),
+            };
+        };
+        let indices = match labels {
+            None => Tensor::<1, Int>::full([batch], self.num_classes as i64, device),
+            Some(y) => {
+                if y.dims() != [batch] {
+                    return Err(Error::shape("UNet labels", format!("[{batch}]"), y.dims()));
+                }
+                let values: Vec<i64> =
+                    y.clone()
+                        .try_into_vec_as::<i64>()
+                        .map_err(|e| Error::NonFinite {
+                            context: "reading the labels back from the device".into(),
+                            hint: format!("{e:?}"),
+                        })?;
+                if let Some(bad) = values
+                    .iter()
+                    .find(|&&v| !(0..=self.num_classes as i64).contains(&v))
+                {
+                    return Err(Error::config(
+                        "labels",
+                        bad,
+                        format!(
+                            "a class in 0..{n}, or {n} for the null label",
+                            n = self.num_classes
+                        ),
+                    ));
+                }
+                y.clone()
+            }
+        };
+        Ok(Some(embedding.val().select(0, indices)))
     }
 }

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::example_loaders::{
-    DATA_FLAG, default_mnist_dir, default_text_dir, load_mnist, load_sentences,
+    DATA_FLAG, default_emoji_dir, default_mnist_dir, default_text_dir, load_cifar, load_mnist,
+    load_sentences,
 };
 use elbo::Error;
 use elbo::data::{Mnist, SentenceCorpus};
@@ -190,4 +191,29 @@ fn a_missing_or_wrong_sentence_folder_names_the_folder_its_files_and_the_flag() 
     let err = load_sentences(&folder, 64).unwrap_err();
     assert_folder_error(err, &folder, true, &SentenceCorpus::FILES, &["test.txt"]);
     std::fs::remove_dir_all(&folder).unwrap();
+}
+
+/// The colour example's loader: the shipped emoji-32 folder loads (1,611 + 300 RGB images
+/// of 32×32), and the MNIST folder given in its place is a data-folder error that names the
+/// folder and the flag.
+#[test]
+fn the_colour_loader_reads_emoji_and_names_a_wrong_folder() {
+    let emoji = load_cifar(&default_emoji_dir()).unwrap();
+    assert_eq!((emoji.train.count, emoji.test.count), (1611, 300));
+    assert_eq!(
+        (emoji.train.channels, emoji.train.rows, emoji.train.cols),
+        (3, 32, 32)
+    );
+    let folder = default_mnist_dir();
+    let err = load_cifar(&folder).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(&folder.display().to_string()), "{message}");
+    assert!(message.contains(DATA_FLAG), "{message}");
+    match err {
+        Error::DataFolder { exists, set_by, .. } => {
+            assert!(exists);
+            assert_eq!(set_by.as_deref(), Some(DATA_FLAG));
+        }
+        other => panic!("expected a data-folder error, got {other:?}"),
+    }
 }

@@ -18,10 +18,13 @@ mod example_loaders;
 
 mod bad_input;
 mod bn_vae;
+mod colour;
 mod conv_vae;
 mod crash_safety;
 mod custom_model;
+mod cvae;
 mod ddpm;
+mod ddpm_conditional;
 mod ddpm_schedule;
 mod diagnostics;
 mod discretized_logistic;

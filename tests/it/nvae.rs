@@ -8,7 +8,8 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use common::{host, mean_and_sd};
 use elbo::data::{Binarization, ImageData, Images};
-use elbo::models::nvae::{NvaeConfig, NvaeLikelihood, normal, residual_normal, with_temperature};
+use elbo::distributions::PixelLikelihood;
+use elbo::models::nvae::{NvaeConfig, normal, residual_normal, with_temperature};
 use elbo::nn::{SpectralConv2d, power_iteration, spectral_norm_estimate};
 use elbo::objective::{ElboObjective, Objective};
 use elbo::train::{FitConfig, fit};
@@ -252,7 +253,7 @@ fn shapes_through_every_scale_for_odd_sizes() {
             vec![[2, 1, 3], [2, 2, 6], [2, 4, 12]],
         ),
         (
-            tiny(3, 12, 20).with_likelihood(NvaeLikelihood::Logistic { mixtures: 2 }),
+            tiny(3, 12, 20).with_likelihood(PixelLikelihood::Logistic { mixtures: 2 }),
             vec![[2, 3, 5], [2, 3, 5], [2, 6, 10], [2, 6, 10]],
         ),
     ] {
@@ -302,7 +303,7 @@ fn bad_configs_and_inputs_are_errors() {
     assert!(tiny(1, 12, 20).with_bn_reg(-1.0).init(&device).is_err());
     assert!(
         tiny(1, 12, 20)
-            .with_likelihood(NvaeLikelihood::Logistic { mixtures: 0 })
+            .with_likelihood(PixelLikelihood::Logistic { mixtures: 0 })
             .init(&device)
             .is_err()
     );

@@ -17,6 +17,9 @@
 //!   [`Objective::ModelLoss`](crate::objective::Objective::ModelLoss), the bound as `T` KL
 //!   groups through [`LatentVariableModel`](crate::LatentVariableModel), and a cheap
 //!   estimate of it over random steps ([`Ddpm::vlb_estimate`]);
+//! - [`ConditionalDdpmConfig`] / [`ConditionalDdpm`]: the same model conditioned on a class
+//!   label through any [`ConditionalDenoiser`] (the U-Net with `num_classes > 0`), trained
+//!   with label dropout, sampled with classifier-free guidance ([`Guided`]);
 //! - ancestral and DDIM samplers ([`Ddpm::sample_ancestral`], [`Ddpm::sample_ddim`]);
 //! - [`BetaSchedule`] (linear, cosine, custom) and [`NoiseSchedule`], the f64 tables of
 //!   `β_t`, `ᾱ_t` and the posterior coefficients, with time 1-based (`t = 1 … T`);
@@ -25,15 +28,19 @@
 //! - the exact conversions between the `x_0`, `ε` and `v` parameterisations
 //!   ([`eps_from_x0`], [`x0_from_eps`], [`v_from`], [`x0_from_v`], [`eps_from_v`]).
 
+mod conditional;
 mod config;
 mod forward;
+mod guidance;
 mod model;
 mod sampler;
 mod schedule;
 
+pub use conditional::{ConditionalDdpm, ConditionalDdpmConfig};
 pub use config::{DataDecoder, DdpmConfig, DdpmLoss, Prediction, ReverseVariance};
 pub use forward::{
     eps_from_v, eps_from_x0, per_row, q_posterior, q_sample, v_from, x0_from_eps, x0_from_v,
 };
+pub use guidance::{ConditionalDenoiser, Guided};
 pub use model::{Ddpm, DdpmSettings, Denoiser};
 pub use schedule::{BetaSchedule, MAX_BETA, NoiseSchedule};

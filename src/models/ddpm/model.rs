@@ -93,27 +93,7 @@ pub struct Ddpm<N> {
     pub settings: DdpmSettings,
 }
 
-impl<N: Denoiser> Ddpm<N> {
-    /// Wraps `denoiser` with the schedule and settings of `config` (its `unet` field is
-    /// ignored).
-    ///
-    /// # Errors
-    /// An invalid schedule.
-    pub fn new(denoiser: N, config: &DdpmConfig) -> crate::Result<Self> {
-        Ok(Self {
-            denoiser,
-            schedule: config.noise_schedule()?,
-            settings: DdpmSettings {
-                image: [config.channels, config.height, config.width],
-                prediction: config.prediction,
-                variance: config.variance,
-                clip_x0: config.clip_x0,
-                decoder: config.decoder,
-                loss: config.loss,
-            },
-        })
-    }
-
+impl<N> Ddpm<N> {
     /// `T`.
     pub fn steps(&self) -> usize {
         self.schedule.steps()
@@ -136,6 +116,28 @@ impl<N: Denoiser> Ddpm<N> {
             ));
         }
         Ok(())
+    }
+}
+
+impl<N: Denoiser> Ddpm<N> {
+    /// Wraps `denoiser` with the schedule and settings of `config` (its `unet` field is
+    /// ignored).
+    ///
+    /// # Errors
+    /// An invalid schedule.
+    pub fn new(denoiser: N, config: &DdpmConfig) -> crate::Result<Self> {
+        Ok(Self {
+            denoiser,
+            schedule: config.noise_schedule()?,
+            settings: DdpmSettings {
+                image: [config.channels, config.height, config.width],
+                prediction: config.prediction,
+                variance: config.variance,
+                clip_x0: config.clip_x0,
+                decoder: config.decoder,
+                loss: config.loss,
+            },
+        })
     }
 
     /// `[0, 1]` data → the model's `[−1, 1]` space.
@@ -389,7 +391,7 @@ impl<N: Denoiser> Ddpm<N> {
     }
 }
 
-impl<N: Denoiser + Module> LatentVariableModel for Ddpm<N> {
+impl<N: Denoiser> LatentVariableModel for Ddpm<N> {
     type Input = Tensor<2>;
 
     fn elbo(&self, x: &Tensor<2>) -> crate::Result<ElboTerms> {

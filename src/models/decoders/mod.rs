@@ -1,11 +1,11 @@
 //! Decoders: latents → the likelihood `p(x|z)` of the data.
 
-mod bernoulli_conv;
 mod bernoulli_mlp;
+mod conv;
 mod gaussian_mlp;
 mod lstm;
 
-pub use bernoulli_conv::BernoulliConvDecoder;
 pub use bernoulli_mlp::BernoulliMlpDecoder;
+pub use conv::ConvDecoder;
 pub use gaussian_mlp::{DecoderVariance, GaussianMlpDecoder, GaussianMlpDecoderConfig};
 pub use lstm::{LstmDecoder, SequenceLikelihood};

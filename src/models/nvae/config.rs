@@ -1,23 +1,9 @@
 //! [`NvaeConfig`]: the sizes of the towers, the latent groups, the output distribution and
 //! the regularisers, with presets.
 
-use burn::config::Config;
-use serde::{Deserialize, Serialize};
-
+use crate::distributions::PixelLikelihood;
 use crate::error::{Error, ensure_non_negative, ensure_nonzero};
-
-/// The distribution of the pixels given the latents.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum NvaeLikelihood {
-    /// Independent Bernoulli pixels (binary images, e.g. binarised MNIST); data in `{0, 1}`.
-    Bernoulli,
-    /// A discretised mixture of logistics per pixel and channel (8-bit images); data are
-    /// grey levels `k/255` in `[0, 1]`.
-    Logistic {
-        /// Number of mixture components.
-        mixtures: usize,
-    },
-}
+use burn::config::Config;
 
 /// Configuration of an [`Nvae`](super::Nvae).
 ///
@@ -58,8 +44,8 @@ pub struct NvaeConfig {
     #[config(default = 3)]
     pub expansion: usize,
     /// Pixel distribution.
-    #[config(default = "NvaeLikelihood::Bernoulli")]
-    pub likelihood: NvaeLikelihood,
+    #[config(default = "PixelLikelihood::Bernoulli")]
+    pub likelihood: PixelLikelihood,
     /// λ of the spectral regulariser `λ Σ_convs σ_max(W)` added to the training loss
     /// (0 turns it off).
     #[config(default = 0.0)]
@@ -133,10 +119,7 @@ impl NvaeConfig {
                 ));
             }
         }
-        if let NvaeLikelihood::Logistic { mixtures } = self.likelihood {
-            ensure_nonzero("likelihood.mixtures", mixtures)?;
-        }
-        Ok(())
+        self.likelihood.validate()
     }
 
     /// Number of latent groups `L = scales · groups_per_scale`.
@@ -163,9 +146,6 @@ impl NvaeConfig {
 
     /// Output channels of the image head for the chosen likelihood.
     pub fn output_channels(&self) -> usize {
-        match self.likelihood {
-            NvaeLikelihood::Bernoulli => self.image_channels,
-            NvaeLikelihood::Logistic { mixtures } => 3 * mixtures * self.image_channels,
-        }
+        self.likelihood.output_channels(self.image_channels)
     }
 }

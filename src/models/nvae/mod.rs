@@ -18,6 +18,6 @@ mod config;
 pub mod latent;
 mod model;
 
-pub use config::{NvaeConfig, NvaeLikelihood};
+pub use config::NvaeConfig;
 pub use latent::{normal, residual_normal, soft_clamp, split_params, with_temperature};
 pub use model::{DecoderGroup, EncoderGroup, Nvae};

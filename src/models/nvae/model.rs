@@ -6,11 +6,11 @@ use burn::nn::BatchNorm;
 use burn::tensor::{Device, Distribution as TensorDistribution, Tensor, activation};
 
 use super::cells::{BN_MOMENTUM, DecoderCell, EncoderCell, conv};
-use super::config::{NvaeConfig, NvaeLikelihood};
+use super::config::NvaeConfig;
 use super::latent::{normal, residual_normal, split_params, with_temperature};
 
 use crate::Result;
-use crate::distributions::{Bernoulli, DiagNormal, DiscretizedLogisticMixture};
+use crate::distributions::{DiagNormal, ImageLikelihood};
 use crate::error::Error;
 use crate::nn::SpectralConv2d;
 use crate::objective::ElboTerms;
@@ -294,36 +294,19 @@ impl Nvae {
         Ok((params, draws))
     }
 
-    /// `log p(x | z)` per row from the image head's output.
-    fn log_likelihood(&self, params: Tensor<4>, x: &Tensor<4>) -> Result<Tensor<1>> {
-        match self.config.likelihood {
-            NvaeLikelihood::Bernoulli => Ok(Bernoulli::new(params).log_prob(x)),
-            NvaeLikelihood::Logistic { mixtures } => {
-                DiscretizedLogisticMixture::from_network_output(
-                    params,
-                    self.config.image_channels,
-                    mixtures,
-                )
-                .map(|d| d.log_prob(x))
-            }
-        }
+    /// `p(x | z)` from the image head's output: Bernoulli logits or the logistic mixture's
+    /// parameters, over flat rows.
+    fn likelihood(&self, params: Tensor<4>) -> Result<ImageLikelihood> {
+        ImageLikelihood::from_network_output(
+            params,
+            &self.config.likelihood,
+            self.config.image_channels,
+        )
     }
 
-    /// The mean image (Bernoulli probabilities, or the mixture's mean grey level), flat.
+    /// The mean image (Bernoulli probabilities, or the mixture's mean level), flat.
     fn mean_image(&self, params: Tensor<4>) -> Result<Tensor<2>> {
-        let [b, ..] = params.dims();
-        let mean = match self.config.likelihood {
-            NvaeLikelihood::Bernoulli => activation::sigmoid(params),
-            NvaeLikelihood::Logistic { mixtures } => {
-                DiscretizedLogisticMixture::from_network_output(
-                    params,
-                    self.config.image_channels,
-                    mixtures,
-                )?
-                .mean()
-            }
-        };
-        Ok(mean.reshape([b as i32, -1]))
+        Ok(self.likelihood(params)?.mean())
     }
 
     /// `n` images drawn from the prior with every prior scale multiplied by `temperature`
@@ -476,9 +459,9 @@ impl LatentVariableModel for Nvae {
     fn elbo(&self, x: &Tensor<2>) -> Result<ElboTerms> {
         self.check_input(x)?;
         let images = self.images(x);
-        let features = self.bottom_up(images.clone());
+        let features = self.bottom_up(images);
         let (params, draws) = self.top_down(Some(&features), x.dims()[0], 1.0, &x.device())?;
-        let reconstruction = self.log_likelihood(params, &images)?;
+        let reconstruction = self.likelihood(params)?.log_prob(x);
         let kl = draws
             .iter()
             .map(|d| {
@@ -502,13 +485,14 @@ impl LatentVariableModel for Nvae {
         let images = self.images(x);
         // The bottom-up pass is deterministic: run it once, then repeat its features.
         let features: Vec<Tensor<4>> = self
-            .bottom_up(images.clone())
+            .bottom_up(images)
             .into_iter()
             .map(|f| f.repeat_dim(0, k))
             .collect();
-        let images = images.repeat_dim(0, k);
         let (params, draws) = self.top_down(Some(&features), batch * k, 1.0, &x.device())?;
-        let mut log_w = self.log_likelihood(params, &images)?;
+        let mut log_w = self
+            .likelihood(params)?
+            .log_prob(&x.clone().repeat_dim(0, k));
         for d in &draws {
             let q = d.posterior.as_ref().expect("posterior pass draws from q");
             log_w = log_w + d.prior.log_prob(&d.z) - q.log_prob(&d.z);
