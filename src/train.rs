@@ -223,7 +223,8 @@ fn mix_seed(seed: u64, epoch: usize) -> u64 {
 /// Trains `model` on `data` and returns it (on `device.autodiff()`) with its history.
 ///
 /// `model_config` is the configuration the model was built from: checkpoints store it,
-/// and resuming from a checkpoint written for another configuration is an error.
+/// and resuming from a checkpoint written for another configuration is an error. A model
+/// assembled by hand, with no config, passes [`NoConfig`].
 ///
 /// Each epoch draws its batches ([`TrainData::epoch_batches`]: shuffled, or length-bucketed
 /// for sentences) with a generator seeded from `(seed, epoch)` and seeds the
@@ -459,8 +460,33 @@ fn save_checkpoint<M: Module>(
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp_dir);
+    } else {
+        remove_stale_temporaries(dir);
     }
     result
+}
+
+/// Removes the half-written checkpoint folders (`.epoch-NNNN.tmp-PID`) and `latest`
+/// pointers (`.latest.tmp-PID`) that a process killed while saving left in `dir`. Called after a checkpoint has taken its name, so
+/// the only saver of the folder (one fit per checkpoint folder) has none in progress.
+/// Best effort: a folder that cannot be removed stays, and costs only disk space.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.starts_with(".epoch-") || name.starts_with(".latest.");
+        if ours && name.contains(".tmp-") {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
+    }
 }
 
 /// The folder the `latest` pointer of a checkpoint folder names, if there is one.
@@ -536,6 +562,44 @@ fn without_panics<T, E: std::fmt::Debug>(
             ))
         }
     }
+}
+
+pub use no_config::NoConfig;
+
+// Its own module: the `Config` derive of a struct without fields writes `Result<_, _>`,
+// which this file's `crate::Result` alias would capture.
+mod no_config {
+    use burn::config::Config;
+
+    /// The config to give [`fit`](super::fit) for a model assembled by hand that has no config of its own.
+    ///
+    /// Checkpoints store it as `{}`: [`load_latest`](super::load_latest) (into a model you build the same way) and
+    /// `resume` work as for any config, while [`restore`](super::restore), which rebuilds the model from the
+    /// stored config, needs a [`ModelConfig`](super::ModelConfig) (one line to implement for a config of yours).
+    ///
+    /// ```
+    /// use elbo::data::{Binarization, ImageData, Images};
+    /// use elbo::distributions::StdNormal;
+    /// use elbo::models::{BernoulliMlpDecoder, GaussianHead, MlpEncoder, Vae, mlp_trunk};
+    /// use elbo::nn::Activation;
+    /// use elbo::train::{FitConfig, NoConfig, fit};
+    ///
+    /// let device = elbo::device::default_device();
+    /// // A VAE from parts, no config type anywhere:
+    /// let (trunk, width) = mlp_trunk(4, &[8], Activation::Relu, &device)?;
+    /// let encoder = MlpEncoder::new(trunk, GaussianHead::new(width, 2, &device)?)?;
+    /// let decoder = BernoulliMlpDecoder::new(2, &[8], 4, Activation::Relu, &device)?;
+    /// let model = Vae::new(encoder, decoder, StdNormal::new(2)?);
+    /// let images = Images { count: 16, channels: 1, rows: 2, cols: 2, pixels: (0..64).map(|i| (i * 4) as u8).collect() };
+    /// let data = ImageData::new(images, Binarization::Dynamic);
+    /// let mut fit_config = FitConfig::new(2, 8);
+    /// fit_config.progress = false;
+    /// let (_model, history) = fit(model, &NoConfig::new(), &data, &fit_config, &device)?;
+    /// assert_eq!(history.epochs.len(), 2);
+    /// # Ok::<(), elbo::Error>(())
+    /// ```
+    #[derive(Config, Debug)]
+    pub struct NoConfig {}
 }
 
 /// The checkpoint file that holds the weight average (EMA), when the fit keeps one.

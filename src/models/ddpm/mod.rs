@@ -16,7 +16,9 @@
 //!   fixed-large variances, `L_simple` / VLB / hybrid training through
 //!   [`Objective::ModelLoss`](crate::objective::Objective::ModelLoss), the bound as `T` KL
 //!   groups through [`LatentVariableModel`](crate::LatentVariableModel), and a cheap
-//!   estimate of it over random steps ([`Ddpm::vlb_estimate`]);
+//!   estimate of it over random steps ([`Ddpm::vlb_estimate`]), uniform or drawn from a
+//!   [`StepProposal`] that favours the large terms ([`Ddpm::vlb_proposal`],
+//!   [`Ddpm::vlb_estimate_with`]);
 //! - [`ConditionalDdpmConfig`] / [`ConditionalDdpm`]: the same model conditioned on a class
 //!   label through any [`ConditionalDenoiser`] (the U-Net with `num_classes > 0`), trained
 //!   with label dropout, sampled with classifier-free guidance ([`Guided`]);
@@ -28,6 +30,7 @@
 //! - the exact conversions between the `x_0`, `ε` and `v` parameterisations
 //!   ([`eps_from_x0`], [`x0_from_eps`], [`v_from`], [`x0_from_v`], [`eps_from_v`]).
 
+mod bound;
 mod conditional;
 mod config;
 mod forward;
@@ -36,6 +39,7 @@ mod model;
 mod sampler;
 mod schedule;
 
+pub use bound::StepProposal;
 pub use conditional::{ConditionalDdpm, ConditionalDdpmConfig};
 pub use config::{DataDecoder, DdpmConfig, DdpmLoss, Prediction, ReverseVariance};
 pub use forward::{

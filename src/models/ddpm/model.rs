@@ -10,9 +10,9 @@ use super::forward::{
 };
 use super::schedule::NoiseSchedule;
 use crate::distributions::{DiagNormal, DiscretizedNormal};
-use crate::error::{Error, ensure_nonzero};
+use crate::error::Error;
 use crate::nn::UNet;
-use crate::objective::{ElboTerms, Estimate};
+use crate::objective::ElboTerms;
 use crate::traits::{Distribution, KlDivergence, LatentVariableModel};
 
 /// A network `(x_t, t) ↦` a tensor of `x_t`'s shape: the reverse model's prediction of `ε`,
@@ -333,61 +333,6 @@ impl<N: Denoiser> Ddpm<N> {
         Ok(u.iter()
             .map(|&v| ((v as f64 * count as f64) as usize).min(count - 1) + first)
             .collect())
-    }
-
-    /// The variational bound `−ELBO` per example in nats, estimated with `L_T` and `L_0`
-    /// computed for every example and `steps_per_example` uniform draws of `t ∈ 2..=T` for
-    /// the middle terms (unbiased; `L_0` is by far the largest and most variable term, so
-    /// it is not left to chance):
-    /// ```text
-    /// −ELBO ≈ L_T + L_0 + (T − 1) · mean_j L_{t_j − 1}
-    /// ```
-    /// averaged over the data with its standard error over examples. Divide by `d ln 2` (see
-    /// [`bits_per_dim`](crate::objective::bits_per_dim)) for bits per dimension.
-    ///
-    /// # Errors
-    /// A bad batch or `steps_per_example = 0`.
-    pub fn vlb_estimate(
-        &self,
-        x: &Tensor<2>,
-        steps_per_example: usize,
-        chunk: usize,
-    ) -> crate::Result<Estimate> {
-        self.check_input(x)?;
-        ensure_nonzero("steps_per_example", steps_per_example)?;
-        ensure_nonzero("chunk", chunk)?;
-        let [n, d] = x.dims();
-        let device = x.device();
-        let mut per_example = Vec::with_capacity(n);
-        let mut start = 0;
-        while start < n {
-            let len = chunk.min(n - start);
-            let x0 = Self::to_model_space(&x.clone().narrow(0, start, len));
-            let noise = Tensor::random([len, d], TensorDistribution::Normal(0.0, 1.0), &device);
-            let mut total = self.prior_term(&x0)? + self.step_terms(&x0, &vec![1; len], noise)?;
-            if self.steps() >= 2 {
-                let mut middle = total.zeros_like();
-                for _ in 0..steps_per_example {
-                    let t = self.uniform_steps_from(2, len, &device)?;
-                    let noise =
-                        Tensor::random([len, d], TensorDistribution::Normal(0.0, 1.0), &device);
-                    middle = middle + self.step_terms(&x0, &t, noise)?;
-                }
-                let weight = (self.steps() - 1) as f64 / steps_per_example as f64;
-                total = total + middle.mul_scalar(weight);
-            }
-            let values: Vec<f32> =
-                total
-                    .try_into_vec_as::<f32>()
-                    .map_err(|e| Error::NonFinite {
-                        context: "reading the bound back from the device".into(),
-                        hint: format!("{e:?}"),
-                    })?;
-            per_example.extend(values.iter().map(|&v| -(v as f64)));
-            start += len;
-        }
-        // Estimates of log p(x) ≥ ELBO: negate for the bound in nats.
-        Ok(Estimate::from_values(per_example)?.negate())
     }
 }
 
