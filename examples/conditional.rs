@@ -217,14 +217,7 @@ fn vae(run: RunArgs, latent: usize) -> Result<(), Box<dyn std::error::Error>> {
     fit_config.learning_rate = run.lr;
     fit_config.seed = run.seed;
     fit_config.log_epochs = true;
-    device.seed(run.seed);
-    let started = Instant::now();
-    let (model, _history) = fit(model, &config, &train, &fit_config, &device)?;
-    println!(
-        "trained {epochs} epochs in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let model = model.valid();
+    let model = common::fit_timed(model, &config, &train, &fit_config, &device)?;
     let (classifier, accuracy) = classifier(&run, &train, &test, &device)?;
     device.seed(run.seed.wrapping_add(2));
     let z = model
@@ -266,14 +259,7 @@ fn ddpm(
     fit_config.objective = Objective::ModelLoss;
     fit_config.grad_clip_norm = Some(1.0);
     fit_config.ema_decay = (ema > 0.0).then_some(ema);
-    device.seed(run.seed);
-    let started = Instant::now();
-    let (model, _history) = fit(model, &config, &train, &fit_config, &device)?;
-    println!(
-        "trained {epochs} epochs in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let model = model.valid();
+    let model = common::fit_timed(model, &config, &train, &fit_config, &device)?;
     let (classifier, accuracy) = classifier(&run, &train, &test, &device)?;
     for &w in guidance {
         device.seed(run.seed.wrapping_add(2));

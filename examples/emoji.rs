@@ -36,7 +36,7 @@ use elbo::nn::UNetConfig;
 use elbo::objective::{
     ElboObjective, LikelihoodConfig, Objective, bits_per_dim, elbo_estimate, log_likelihood,
 };
-use elbo::train::{FitConfig, LrSchedule, OptimizerKind, fit};
+use elbo::train::{FitConfig, LrSchedule, OptimizerKind};
 
 /// Trains a conv VAE, an NVAE or a DDPM on 32×32 RGB images in the CIFAR-10 binary format
 /// and reports the test likelihood in bits/dim, with colour picture grids.
@@ -160,21 +160,30 @@ fn train<M, C>(
     data: &Images,
     fit_config: &FitConfig,
     device: &Device,
-) -> Result<M, Box<dyn std::error::Error>>
+) -> Result<M, elbo::Error>
 where
     M: Module + LatentVariableModel<Input = Tensor<2>>,
     C: Config,
 {
-    device.seed(fit_config.seed);
-    let started = Instant::now();
     let data = ImageData::new(data.clone(), Binarization::Grey);
-    let (model, _history) = fit(model, config, &data, fit_config, device)?;
-    println!(
-        "trained {} epochs in {:.1} s",
-        fit_config.epochs,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(model.valid())
+    common::fit_timed(model, config, &data, fit_config, device)
+}
+
+/// Writes `reconstructions.png`: the first (up to) 32 test images beside `reconstruct`'s
+/// output for them.
+fn save_reconstructions(
+    s: &Setup,
+    reconstruct: impl FnOnce(&Tensor<2>) -> Result<Tensor<2>, elbo::Error>,
+) -> Result<(), elbo::Error> {
+    let originals = s.test.clone().narrow(0, 0, s.test.dims()[0].min(32));
+    let recon = reconstruct(&originals)?;
+    elbo::image::save_reconstructions(
+        s.out.join("reconstructions.png"),
+        originals,
+        recon,
+        s.grid,
+        4,
+    )
 }
 
 /// Prints the test −ELBO and the importance-sampled NLL, both in nats and bits/dim.
@@ -241,14 +250,7 @@ fn conv_vae(run: RunArgs, k: usize) -> Result<(), Box<dyn std::error::Error>> {
         model.num_params()
     );
     let model = train(model, &config, &s.train, &fit_config(&run), &s.device)?;
-    let originals = s.test.clone().narrow(0, 0, s.test.dims()[0].min(32));
-    elbo::image::save_reconstructions(
-        s.out.join("reconstructions.png"),
-        originals.clone(),
-        model.reconstruct(&originals)?,
-        s.grid,
-        4,
-    )?;
+    save_reconstructions(&s, |x| model.reconstruct(x))?;
     elbo::image::save_grid(
         s.out.join("samples.png"),
         model.generate(64, &s.device),
@@ -292,14 +294,7 @@ fn nvae(run: RunArgs, k: usize) -> Result<(), Box<dyn std::error::Error>> {
         ..ElboObjective::default()
     });
     let model = train(model, &config, &s.train, &fit_config, &s.device)?;
-    let originals = s.test.clone().narrow(0, 0, s.test.dims()[0].min(32));
-    elbo::image::save_reconstructions(
-        s.out.join("reconstructions.png"),
-        originals.clone(),
-        model.reconstruct(&originals)?,
-        s.grid,
-        4,
-    )?;
+    save_reconstructions(&s, |x| model.reconstruct(x))?;
     elbo::image::save_grid(
         s.out.join("samples-t1.0.png"),
         model.sample(64, 1.0, &s.device)?,

@@ -89,23 +89,7 @@ impl LabeledBatch {
     /// [`Error::InvalidConfig`] for a label out of range.
     pub fn check_labels(&self, num_classes: usize) -> Result<()> {
         self.check_rows()?;
-        let classes = num_classes as i64;
-        if let Some((i, label)) = self
-            .labels()?
-            .into_iter()
-            .enumerate()
-            .find(|&(_, y)| !(0..classes).contains(&y))
-        {
-            return Err(Error::config(
-                "labels",
-                format!("{label} (row {i})"),
-                format!(
-                    "a class in 0..{classes}; build the model with num_classes > {label} or \
-                     fix the labels"
-                ),
-            ));
-        }
-        Ok(())
+        check_class_labels(&self.y, num_classes)
     }
 
     /// The labels, read back to the host.
@@ -115,6 +99,31 @@ impl LabeledBatch {
     pub fn labels(&self) -> Result<Vec<i64>> {
         read_ints(self.y.clone(), "reading the labels back from the device")
     }
+}
+
+/// Checks that every label of `y` is a class in `0..num_classes` (reads them back to the
+/// host).
+///
+/// # Errors
+/// [`Error::InvalidConfig`] naming the first label out of range and its row.
+pub fn check_class_labels(y: &Tensor<1, Int>, num_classes: usize) -> Result<()> {
+    let classes = num_classes as i64;
+    let labels = read_ints(y.clone(), "reading the labels back from the device")?;
+    if let Some((i, label)) = labels
+        .into_iter()
+        .enumerate()
+        .find(|&(_, y)| !(0..classes).contains(&y))
+    {
+        return Err(Error::config(
+            "labels",
+            format!("{label} (row {i})"),
+            format!(
+                "a class in 0..{classes}; build the model with num_classes > {label} or \
+                 fix the labels"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A host copy of an integer tensor.

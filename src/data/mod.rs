@@ -22,7 +22,7 @@ pub use idx::{IdxArray, read_idx};
 #[cfg_attr(docsrs, doc(cfg(feature = "png")))]
 pub use image_folder::{ColorMode, read_image_folder};
 pub use images::{Binarization, ImageData, Images, load_labels};
-pub use labeled::{LabeledBatch, LabeledImageData};
+pub use labeled::{LabeledBatch, LabeledImageData, check_class_labels};
 pub use mnist::Mnist;
 pub(crate) use text::next_char;
 pub use text::{CharVocab, SentenceData, TokenBatch, read_sentences};

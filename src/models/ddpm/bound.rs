@@ -2,9 +2,9 @@
 //! steps drawn from a proposal that favours the large terms (Nichol & Dhariwal 2021,
 //! §3.3), with the weights that keep the estimate unbiased.
 
-use burn::tensor::{Device, Distribution as TensorDistribution, Tensor};
+use burn::tensor::{Distribution as TensorDistribution, Tensor};
 
-use super::model::{Ddpm, Denoiser};
+use super::model::{Ddpm, Denoiser, host_uniforms};
 use crate::error::{Error, ensure_nonzero};
 use crate::objective::Estimate;
 
@@ -284,14 +284,4 @@ impl<N: Denoiser> Ddpm<N> {
         // Estimates of log p(x) ≥ ELBO: negate for the bound in nats.
         Ok(Estimate::from_values(per_example)?.negate())
     }
-}
-
-/// `n` uniforms in `[0, 1)` from the device's random stream, on the host.
-fn host_uniforms(n: usize, device: &Device) -> crate::Result<Vec<f64>> {
-    let u = Tensor::<1>::random([n], TensorDistribution::Uniform(0.0, 1.0), device);
-    let u: Vec<f32> = u.try_into_vec_as::<f32>().map_err(|e| Error::NonFinite {
-        context: "reading random time steps back from the device".into(),
-        hint: format!("{e:?}"),
-    })?;
-    Ok(u.into_iter().map(f64::from).collect())
 }

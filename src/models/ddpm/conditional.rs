@@ -8,7 +8,7 @@ use burn::tensor::{Device, Distribution as TensorDistribution, Int, Tensor};
 use super::config::DdpmConfig;
 use super::guidance::{ConditionalDenoiser, Guided};
 use super::model::Ddpm;
-use crate::data::LabeledBatch;
+use crate::data::{LabeledBatch, check_class_labels};
 use crate::error::{Error, ensure_nonzero};
 use crate::nn::UNet;
 use crate::objective::ElboTerms;
@@ -136,12 +136,7 @@ impl<N: ConditionalDenoiser> ConditionalDdpm<N> {
                 "a finite weight >= 0 (0: the conditional model itself)",
             ));
         }
-        let rows = labels.dims()[0];
-        let check = LabeledBatch {
-            x: Tensor::zeros([rows, 1], &labels.device()),
-            y: labels.clone(),
-        };
-        check.check_labels(self.num_classes)?;
+        check_class_labels(&labels, self.num_classes)?;
         Ok(self.with_labels(labels, guidance))
     }
 

@@ -324,16 +324,23 @@ impl<N: Denoiser> Ddpm<N> {
         n: usize,
         device: &Device,
     ) -> crate::Result<Vec<usize>> {
-        let u = Tensor::<1>::random([n], TensorDistribution::Uniform(0.0, 1.0), device);
-        let u: Vec<f32> = u.try_into_vec_as::<f32>().map_err(|e| Error::NonFinite {
-            context: "reading random time steps back from the device".into(),
-            hint: format!("{e:?}"),
-        })?;
         let count = self.steps() + 1 - first;
-        Ok(u.iter()
-            .map(|&v| ((v as f64 * count as f64) as usize).min(count - 1) + first)
+        Ok(host_uniforms(n, device)?
+            .into_iter()
+            .map(|v| ((v * count as f64) as usize).min(count - 1) + first)
             .collect())
     }
+}
+
+/// `n` uniforms in `[0, 1)` from the device's random stream, on the host (what random time
+/// steps are drawn from).
+pub(super) fn host_uniforms(n: usize, device: &Device) -> crate::Result<Vec<f64>> {
+    let u = Tensor::<1>::random([n], TensorDistribution::Uniform(0.0, 1.0), device);
+    let u: Vec<f32> = u.try_into_vec_as::<f32>().map_err(|e| Error::NonFinite {
+        context: "reading random time steps back from the device".into(),
+        hint: format!("{e:?}"),
+    })?;
+    Ok(u.into_iter().map(f64::from).collect())
 }
 
 impl<N: Denoiser> LatentVariableModel for Ddpm<N> {
