@@ -40,6 +40,9 @@ struct Args {
     /// Latent dimensions.
     #[arg(long, default_value_t = 20)]
     latent: usize,
+    /// Hidden widths of the encoder MLP, comma-separated (the decoder mirrors them).
+    #[arg(long, value_delimiter = ',', default_value = "400")]
+    hidden: Vec<usize>,
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
@@ -53,8 +56,14 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     test_count: usize,
     /// Train on the IWAE bound with K samples instead of the ELBO.
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", conflicts_with_all = ["dreg", "stl"])]
     iwae: Option<usize>,
+    /// Train on the IWAE bound with K samples and the doubly reparameterised gradient.
+    #[arg(long, value_name = "K", conflicts_with = "stl")]
+    dreg: Option<usize>,
+    /// Train on the ELBO with the "sticking the landing" gradient (sampled KL).
+    #[arg(long)]
+    stl: bool,
     /// Weight of the KL term (β-VAE).
     #[arg(long, default_value_t = 1.0)]
     beta: f64,
@@ -94,7 +103,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         train.count, test.count, args.device
     );
 
-    let config = GaussianVaeConfig::new(train.dim(), args.latent);
+    let config = GaussianVaeConfig::new(train.dim(), args.latent).with_hidden(args.hidden.clone());
     let model = config.init(&device)?;
     let mut fit_config = FitConfig::new(args.epochs, args.batch_size);
     fit_config.learning_rate = args.lr;
@@ -102,9 +111,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     fit_config.log_epochs = true;
     fit_config.checkpoint_dir = args.checkpoint.clone();
     fit_config.resume = args.resume;
-    fit_config.objective = match args.iwae {
-        Some(k) => Objective::Iwae { k },
-        None => Objective::Elbo(ElboObjective {
+    fit_config.objective = match (args.iwae, args.dreg, args.stl) {
+        (Some(k), _, _) => Objective::Iwae { k },
+        (_, Some(k), _) => Objective::Dreg { k },
+        (_, _, true) => Objective::Stl,
+        _ => Objective::Elbo(ElboObjective {
             beta: args.beta,
             free_bits: args.free_bits,
             warmup_steps: args.warmup,
@@ -135,5 +146,5 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     // The NLL on the first `--test-count` test images (all 2000 by default).
     let n_test = args.test_count.clamp(1, x_test.dims()[0]);
-    common::report::report_nll(&model, &x_test.narrow(0, 0, n_test), args.k)
+    common::report::report_nll(&model, &x_test.narrow(0, 0, n_test), args.k, &args.out)
 }

@@ -186,5 +186,5 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.out.display()
     );
 
-    common::report::report_nll(&model, &x_test, args.k)
+    common::report::report_nll(&model, &x_test, args.k, &args.out)
 }

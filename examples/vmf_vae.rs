@@ -4,7 +4,7 @@
 //! reconstruction grids.
 //!
 //! ```text
-//! cargo run --release --example vmf_vae -- [--latent N] [--kappa learned|X] ...
+//! cargo run --release --example vmf_vae -- [--latent N] [--hidden 400] [--kappa learned|learned:K0|X] ...
 //! cargo run --release --example vmf_vae -- --help
 //! ```
 //! `--data` defaults to the repository's `data/mnist-10k`. `--latent`
@@ -39,8 +39,13 @@ struct Args {
     /// Ambient dimension d of the latent sphere S^{d−1}.
     #[arg(long, default_value_t = 10)]
     latent: usize,
-    /// The concentration: `learned` (one per example, from the encoder) or a fixed κ > 0.
-    #[arg(long, value_name = "learned|X", default_value = "learned", value_parser = kappa)]
+    /// Hidden widths of the encoder MLP, comma-separated (the decoder mirrors them).
+    #[arg(long, value_delimiter = ',', default_value = "400")]
+    hidden: Vec<usize>,
+    /// The concentration: `learned` (one per example, from the encoder, κ layer with
+    /// default initialisation), `learned:K0` (learned, every example starting at κ₀ > 1)
+    /// or a fixed κ > 0.
+    #[arg(long, value_name = "learned|learned:K0|X", default_value = "learned", value_parser = kappa)]
     kappa: VmfKappa,
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
@@ -59,14 +64,18 @@ struct Args {
     device: String,
 }
 
-/// `learned` or a number (the config checks that it is positive).
+/// `learned`, `learned:K0` or a number (the config checks the ranges).
 fn kappa(value: &str) -> Result<VmfKappa, String> {
+    let number = |v: &str| {
+        v.parse::<f64>()
+            .map_err(|e| format!("{v}: {e}; use learned, learned:K0 or a number"))
+    };
     match value {
         "learned" => Ok(VmfKappa::Learned),
-        v => v
-            .parse()
-            .map(VmfKappa::Fixed)
-            .map_err(|e| format!("{v}: {e}; use learned or a number")),
+        v => match v.strip_prefix("learned:") {
+            Some(k0) => number(k0).map(VmfKappa::LearnedFrom),
+            None => number(v).map(VmfKappa::Fixed),
+        },
     }
 }
 
@@ -87,7 +96,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.kappa
     );
 
-    let config = VmfVaeConfig::new(train.dim(), args.latent).with_kappa(args.kappa);
+    let config = VmfVaeConfig::new(train.dim(), args.latent)
+        .with_hidden(args.hidden.clone())
+        .with_kappa(args.kappa);
     let model = config.init(&device)?;
     let mut fit_config = FitConfig::new(args.epochs, args.batch_size);
     fit_config.learning_rate = args.lr;
@@ -105,9 +116,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let model = model.valid();
     let x_test = common::report::elbo_and_pictures(&model, &test, &args.out, args.seed, &device)?;
+    let kappa = model.encode(&x_test)?.kappa();
+    let mean_kappa: f32 = kappa.clone().mean().into_scalar();
+    let min_kappa: f32 = kappa.clone().min().into_scalar();
+    let max_kappa: f32 = kappa.max().into_scalar();
+    println!(
+        "test posteriors: kappa mean {mean_kappa:.2} (min {min_kappa:.2}, max {max_kappa:.2})"
+    );
     println!(
         "wrote samples.png, reconstructions.png to {}",
         args.out.display()
     );
-    common::report::report_nll(&model, &x_test, args.k)
+    common::report::report_nll(&model, &x_test, args.k, &args.out)
 }

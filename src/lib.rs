@@ -98,7 +98,7 @@ pub mod weights;
 pub use ema::Ema;
 pub use error::{Error, Result};
 pub use flex_kernels::retain_freed_memory;
-pub use terms::ElboTerms;
+pub use terms::{ElboTerms, PathLogWeights};
 pub use traits::{
     Batch, Decoder, Distribution, Encoder, KlDivergence, LatentVariableModel, Posterior,
     PosteriorHead, Prior,

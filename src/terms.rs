@@ -47,3 +47,26 @@ impl ElboTerms {
         self.reconstruction.clone() - self.kl_total()
     }
 }
+
+/// What the path-derivative estimators (STL, Roeder et al. 2017; DReG, Tucker et al. 2019)
+/// need from a model: `k` draws per example scored so that the encoder's gradient reaches
+/// them only through the draws. Row `i`, column `j` is draw `j` of example `i`.
+///
+/// # Formula
+/// ```text
+/// log_w[i, j]          = log p(x_i, z_ij) − log q_{⊥φ}(z_ij | x_i),   z_ij = g_φ(ε_ij, x_i)
+/// log_joint_stopped[i, j] = log p(x_i, ⊥z_ij)
+/// ```
+/// `⊥` stops the gradient: `q_{⊥φ}` is the posterior with its parameters cut from the graph
+/// ([`Posterior::detach`](crate::Posterior::detach)), so `log_w` is differentiable in the
+/// encoder's parameters φ only through `z`, and in the decoder's θ directly;
+/// `log_joint_stopped` is differentiable in θ (decoder and prior) only. Both have the values
+/// of the ordinary terms at the same draws.
+#[derive(Clone, Debug)]
+pub struct PathLogWeights {
+    /// `[batch, k]` log weights with the posterior's parameters stopped in `log q`.
+    pub log_w: Tensor<2>,
+    /// `[batch, k]` `log p(x, z)` at the same draws with `z` stopped; `None` when the
+    /// caller did not ask for it.
+    pub log_joint_stopped: Option<Tensor<2>>,
+}

@@ -7,7 +7,7 @@
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::Result;
-use crate::terms::ElboTerms;
+use crate::terms::{ElboTerms, PathLogWeights};
 
 /// A value that holds a batch of examples along its first dimension.
 ///
@@ -25,6 +25,8 @@ pub trait Batch: Clone {
     fn select_rows(&self, indices: Tensor<1, Int>) -> Self;
     /// The device the batch lives on.
     fn device(&self) -> Device;
+    /// The same values cut from the autodiff graph (integer data are returned as they are).
+    fn detach(&self) -> Self;
 }
 
 impl<const D: usize> Batch for Tensor<D> {
@@ -51,6 +53,10 @@ impl<const D: usize> Batch for Tensor<D> {
     fn device(&self) -> Device {
         Tensor::device(self)
     }
+
+    fn detach(&self) -> Self {
+        self.clone().detach()
+    }
 }
 
 /// A batch of probability distributions; row `i` describes example `i`.
@@ -64,6 +70,17 @@ pub trait Distribution: Sized {
     /// One draw per row. Reparameterised (differentiable in the parameters) where the
     /// family allows; a thin wrapper over a deterministic `*_with_noise` core.
     fn sample(&self) -> Self::Value;
+
+    /// One draw per row for a gradient estimator: the draw, and for a family whose
+    /// reparameterisation goes through an accept–reject step, `ln π(ε; θ)` per row — the
+    /// log-density (up to a constant) of the noise the sampler accepted, differentiable in
+    /// the parameters θ. The gradient of `E_q[f(z)]` then has a second term,
+    /// `g_cor = E[f · ∇_θ ln π(ε; θ)]` (Naesseth et al. 2017), which
+    /// [`rejection_corrected`](crate::objective::rejection_corrected) attaches to `f`.
+    /// The default, for plain reparameterisations, is `(self.sample(), None)`.
+    fn sample_for_gradient(&self) -> (Self::Value, Option<Tensor<1>>) {
+        (self.sample(), None)
+    }
 
     /// The mean of each row's distribution.
     fn mean(&self) -> Self::Value;
@@ -79,6 +96,11 @@ pub trait Distribution: Sized {
 pub trait Posterior: Distribution {
     /// The most probable latent of each row: what reconstructions and interpolations use.
     fn mode(&self) -> Self::Value;
+
+    /// The same distributions with their parameters cut from the graph (`q_{⊥φ}`): its
+    /// `log_prob` is differentiable in the value only. The path-derivative estimators (STL,
+    /// DReG) score the draws with it.
+    fn detach(&self) -> Self;
 }
 
 /// A prior `p(z)` over latents: one distribution shared by every example.
@@ -189,6 +211,22 @@ pub trait LatentVariableModel {
     /// that do not have one.
     fn training_loss(&self, x: &Self::Input) -> Option<Result<Tensor<1>>> {
         let _ = x;
+        None
+    }
+
+    /// The log weights of `k` draws per example for the path-derivative estimators
+    /// ([`Objective::Stl`](crate::objective::Objective::Stl),
+    /// [`Objective::Dreg`](crate::objective::Objective::Dreg)): `log q` scored with the
+    /// posterior's parameters stopped, and, if `with_log_joint_stopped`, `log p(x, z)` at the
+    /// same draws with `z` stopped (see [`PathLogWeights`]). `None` (the default) for a
+    /// model that does not provide them; [`Vae`](crate::models::Vae) does.
+    fn path_log_weights(
+        &self,
+        x: &Self::Input,
+        k: usize,
+        with_log_joint_stopped: bool,
+    ) -> Option<Result<PathLogWeights>> {
+        let _ = (x, k, with_log_joint_stopped);
         None
     }
 }

@@ -44,11 +44,14 @@ where
 }
 
 /// Estimates the test NLL by importance sampling with `k` samples and prints the timing
-/// line and the final line `test NLL (K=<k>): <x> nats (± <se>)`.
+/// line and the final line `test NLL (K=<k>): <x> nats (± <se>)`. Each image's NLL goes
+/// to `<out>/test_nll.txt`, one per line in test-file order (for paired comparisons of two
+/// runs on the same images), written to a temporary name and renamed.
 pub fn report_nll<M: LatentVariableModel<Input = Tensor<2>>>(
     model: &M,
     x_test: &Tensor<2>,
     k: usize,
+    out: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let ll = log_likelihood(model, x_test, &LikelihoodConfig::new(k))?;
@@ -58,6 +61,11 @@ pub fn report_nll<M: LatentVariableModel<Input = Tensor<2>>>(
         "evaluated {n} test images at K={k} in {seconds:.1} s ({:.1} images/s)",
         n as f64 / seconds
     );
+    let lines: String = ll.per_example.iter().map(|v| format!("{}\n", -v)).collect();
+    std::fs::create_dir_all(out)?;
+    let (tmp, path) = (out.join(".test_nll.txt.tmp"), out.join("test_nll.txt"));
+    std::fs::write(&tmp, lines)?;
+    std::fs::rename(&tmp, &path)?;
     println!(
         "test NLL (K={k}): {:.3} nats (± {:.3})",
         -ll.mean, ll.std_error

@@ -166,6 +166,13 @@ impl Batch for LabeledBatch {
     fn device(&self) -> Device {
         self.x.device()
     }
+
+    fn detach(&self) -> Self {
+        Self {
+            x: self.x.clone().detach(),
+            y: self.y.clone(),
+        }
+    }
 }
 
 /// Greyscale images with class labels, ready for [`fit`](crate::train::fit): batches are

@@ -367,6 +367,10 @@ impl Batch for TokenBatch {
     fn device(&self) -> Device {
         self.tokens.device()
     }
+
+    fn detach(&self) -> Self {
+        self.clone()
+    }
 }
 
 /// Sentences encoded with a [`CharVocab`]: the training set of a sentence model.

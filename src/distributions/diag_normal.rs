@@ -155,6 +155,13 @@ impl<const D: usize> Posterior for DiagNormal<D> {
     fn mode(&self) -> Tensor<D> {
         self.mean.clone()
     }
+
+    fn detach(&self) -> Self {
+        Self {
+            mean: self.mean.clone().detach(),
+            log_var: self.log_var.clone().detach(),
+        }
+    }
 }
 
 /// # Formula

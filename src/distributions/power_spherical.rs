@@ -203,6 +203,13 @@ impl Posterior for PowerSpherical {
     fn mode(&self) -> Tensor<2> {
         self.mean_direction.clone()
     }
+
+    fn detach(&self) -> Self {
+        Self {
+            mean_direction: self.mean_direction.clone().detach(),
+            kappa: self.kappa.clone().detach(),
+        }
+    }
 }
 
 /// # Formula

@@ -29,8 +29,21 @@ use crate::{Error, Result};
 /// ```
 /// then `z = w μ + √(1 − w²) v` with `v` uniform on the tangent sphere (Gaussian noise
 /// projected off `μ` and normalised). With the accepted `ε` held fixed, `w = h(ε, κ)` is
-/// differentiable in κ (Davidson et al. 2018), so gradients reach a learned κ; the
-/// rejection step's correction term is not included.
+/// differentiable in κ (Davidson et al. 2018), so gradients reach a learned κ.
+///
+/// # Gradients through the rejection step
+/// The accepted `ε` is not Beta-distributed: its density depends on κ,
+/// ```text
+/// π(ε; κ) = q_w(h(ε, κ); κ) · |∂h/∂ε|,   q_w(w; κ) ∝ C_d(κ) e^{κw} (1 − w²)^{(d−3)/2},
+/// ∂h/∂ε = −2b / (1 − (1 − b) ε)²
+/// ```
+/// (Naesseth et al. 2017, Davidson et al. 2018 eq. 9–11), so the gradient of `E_q[f(z)]` is
+/// `g_rep + g_cor` with `g_rep = E[∇_κ f(h(ε, κ), v)]` (what differentiating the draw
+/// gives) and `g_cor = E[f · ∇_κ ln π(ε; κ)]`. [`Distribution::sample_for_gradient`]
+/// returns `ln π(ε; κ)` beside the draw ([`VonMisesFisher::log_accepted_density`]) and
+/// [`rejection_corrected`](crate::objective::rejection_corrected) attaches `g_cor`; the
+/// ELBO of every VAE with this posterior does so. `μ` does not enter the rejection step,
+/// so its gradient needs no correction.
 ///
 /// `log C_d(κ)` and `A_d(κ)` are computed in f64 on the host ([`log_bessel_i`],
 /// [`bessel_ratio`]) and enter the graph as `value + derivative · (κ − stop_grad(κ))`: the
@@ -208,7 +221,20 @@ impl VonMisesFisher {
                 (proposal.dims(), tangent_noise.dims()),
             ));
         }
-        let dm1 = d as f64 - 1.0;
+        let wood = self.wood_map(proposal);
+        let w = wood.one_minus_w.clone().neg().add_scalar(1.0);
+        // Kept above 1e-30 before the square root: at a pole (an f32 proposal of exactly 0
+        // or 1, about 1 draw in 3,000 on the circle) √ has an infinite slope and the
+        // gradient would be 0 · ∞ = NaN, while the true derivative there is 0.
+        let radial = (wood.one_minus_w * w.clone().add_scalar(1.0))
+            .clamp_min(1e-30)
+            .sqrt();
+        Ok(on_sphere(&self.mean_direction, w, radial, tangent_noise))
+    }
+
+    /// Wood's map `w = h(ε, κ)` as a graph in κ, with the pieces its Jacobian needs.
+    fn wood_map(&self, eps: Tensor<1>) -> WoodMap {
+        let dm1 = self.dim() as f64 - 1.0;
         let k = self.kappa.clone();
         // b = (d − 1) / (2κ + √(4κ² + (d − 1)²))
         let b = (k.clone().mul_scalar(2.0)
@@ -218,17 +244,53 @@ impl VonMisesFisher {
                 .sqrt())
         .recip()
         .mul_scalar(dm1);
-        let eps = proposal;
         let denom = (b.clone().neg().add_scalar(1.0) * eps.clone())
             .neg()
             .add_scalar(1.0);
         // 1 − w = 2 b ε / (1 − (1 − b) ε), kept separate for precision near w = 1.
-        let one_minus_w = (b * eps).mul_scalar(2.0) / denom;
-        let w = one_minus_w.clone().neg().add_scalar(1.0);
-        let radial = (one_minus_w * w.clone().add_scalar(1.0))
-            .clamp_min(0.0)
-            .sqrt();
-        Ok(on_sphere(&self.mean_direction, w, radial, tangent_noise))
+        let one_minus_w = (b.clone() * eps).mul_scalar(2.0) / denom.clone();
+        WoodMap {
+            b,
+            denom,
+            one_minus_w,
+        }
+    }
+
+    /// `ln π(ε; κ)` per row, up to a constant in κ: the log-density of the accepted Beta
+    /// proposals `ε` (`[batch]`) as a function of κ, differentiable in κ (see the type
+    /// docs, "Gradients through the rejection step"):
+    /// ```text
+    /// ln π(ε; κ) = ln C_d(κ) + κ w + ((d − 3)/2) ln(1 − w²) + ln 2b − 2 ln(1 − (1 − b) ε) + const
+    /// ```
+    /// with `w = h(ε, κ)`. The arguments of the logarithms are kept above `1e-30`, so the
+    /// value is finite for every `ε` in `[0, 1]`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `proposal` is not `[batch]`.
+    pub fn log_accepted_density(&self, proposal: Tensor<1>) -> Result<Tensor<1>> {
+        let batch = self.batch_size();
+        if proposal.dims() != [batch] {
+            return Err(Error::shape(
+                "VonMisesFisher::log_accepted_density",
+                format!("[{batch}]"),
+                proposal.dims(),
+            ));
+        }
+        let d = self.dim() as f64;
+        let wood = self.wood_map(proposal);
+        // 1 − w² = (1 − w)(1 + w) = (1 − w)(2 − (1 − w))
+        let one_minus_w_sq =
+            wood.one_minus_w.clone() * wood.one_minus_w.clone().neg().add_scalar(2.0);
+        let w = wood.one_minus_w.neg().add_scalar(1.0);
+        let log_q_w = self.log_normalizer()
+            + self.kappa.clone() * w
+            + one_minus_w_sq
+                .clamp_min(1e-30)
+                .log()
+                .mul_scalar((d - 3.0) / 2.0);
+        let log_jacobian = wood.b.mul_scalar(2.0).clamp_min(1e-30).log()
+            - wood.denom.clamp_min(1e-30).log().mul_scalar(2.0);
+        Ok(log_q_w + log_jacobian)
     }
 
     /// Runs Wood's rejection loop on the host for every row, returning the accepted Beta
@@ -258,6 +320,12 @@ impl VonMisesFisher {
     /// One draw per row using `rng` for the rejection loop and the device for the tangent
     /// noise.
     pub fn sample_with_rng(&self, rng: &mut StdRng) -> Tensor<2> {
+        self.sample_and_log_accepted_with_rng(rng).0
+    }
+
+    /// One draw per row, as [`VonMisesFisher::sample_with_rng`], and `ln π(ε; κ)` of the
+    /// accepted proposals ([`VonMisesFisher::log_accepted_density`]).
+    pub fn sample_and_log_accepted_with_rng(&self, rng: &mut StdRng) -> (Tensor<2>, Tensor<1>) {
         let [batch, d] = self.mean_direction.dims();
         let device = self.mean_direction.device();
         let eps: Vec<f32> = self
@@ -267,9 +335,21 @@ impl VonMisesFisher {
             .collect();
         let proposal = Tensor::<1>::from_data(TensorData::new(eps, [batch]), &device);
         let noise = Tensor::random([batch, d], TensorDistribution::Normal(0.0, 1.0), &device);
-        self.sample_with_noise(proposal, noise)
-            .expect("shapes are built to match")
+        let z = self
+            .sample_with_noise(proposal.clone(), noise)
+            .expect("shapes are built to match");
+        let log_pi = self
+            .log_accepted_density(proposal)
+            .expect("shapes are built to match");
+        (z, log_pi)
     }
+}
+
+/// Wood's map from an accepted proposal to `w`, in κ: `b(κ)`, `1 − (1 − b) ε` and `1 − w`.
+struct WoodMap {
+    b: Tensor<1>,
+    denom: Tensor<1>,
+    one_minus_w: Tensor<1>,
 }
 
 /// `z = w μ + r v` per row, with `r = √(1 − w²)` given (each family computes it in the
@@ -328,6 +408,19 @@ impl Distribution for VonMisesFisher {
         self.sample_with_rng(&mut rng)
     }
 
+    /// The draw and `ln π(ε; κ)` of its accepted proposal, for `g_cor` (see the type docs).
+    /// With a fixed κ (no gradient can reach it) the density is not formed and this is
+    /// `(sample(), None)`.
+    fn sample_for_gradient(&self) -> (Tensor<2>, Option<Tensor<1>>) {
+        let mut rng = host_rng(&self.mean_direction.device());
+        if self.kappa.is_tracked() {
+            let (z, log_pi) = self.sample_and_log_accepted_with_rng(&mut rng);
+            (z, Some(log_pi))
+        } else {
+            (self.sample_with_rng(&mut rng), None)
+        }
+    }
+
     fn mean(&self) -> Tensor<2> {
         let batch = self.mean_direction.dims()[0];
         self.mean_direction.clone() * self.mean_resultant_length().reshape([batch, 1])
@@ -348,6 +441,13 @@ impl Distribution for VonMisesFisher {
 impl Posterior for VonMisesFisher {
     fn mode(&self) -> Tensor<2> {
         self.mean_direction.clone()
+    }
+
+    fn detach(&self) -> Self {
+        Self {
+            mean_direction: self.mean_direction.clone().detach(),
+            kappa: self.kappa.clone().detach(),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use crate::objective::ElboTerms;
+use crate::objective::{ElboTerms, PathLogWeights, rejection_corrected};
 use crate::traits::{
     Batch, Decoder, Distribution, Encoder, KlDivergence, LatentVariableModel, Posterior, Prior,
 };
@@ -142,6 +142,52 @@ where
     }
 }
 
+impl<E, D, P, Z> Vae<E, D, P>
+where
+    E: Encoder,
+    E::Posterior: Distribution<Value = Z>,
+    D: Decoder<Latent = Z>,
+    D::Likelihood: Distribution<Value = E::Input>,
+    P: Prior<Value = Z>,
+    Z: Batch,
+{
+    /// `log p(x, z) − log q_{⊥φ}(z | x)` and `log p(x, ⊥z)` for `k` draws per example
+    /// (see [`PathLogWeights`]).
+    fn path_log_weights_of(
+        &self,
+        x: &E::Input,
+        k: usize,
+        with_log_joint_stopped: bool,
+    ) -> Result<PathLogWeights> {
+        crate::error::ensure_samples(k)?;
+        let batch = x.batch_size();
+        let q = self.encode(x)?.repeat_rows(k);
+        let xk = x.repeat_rows(k);
+        let (z, log_accepted) = q.sample_for_gradient();
+        if log_accepted.is_some() {
+            return Err(Error::config(
+                "objective",
+                "a path-derivative estimator (STL or DReG) with a rejection-sampled posterior",
+                "a reparameterised posterior (Gaussian, Power Spherical, vMF with a fixed κ); \
+                 train a learned-κ vMF on Objective::Elbo, whose gradient carries the \
+                 rejection correction",
+            ));
+        }
+        let log_w = self.decoder.decode(&z).log_prob(&xk) + self.prior.log_prob(&z)
+            - q.detach().log_prob(&z);
+        // Row j·B + i is sample j of example i.
+        let by_example = |t: Tensor<1>| t.reshape([k, batch]).transpose();
+        let log_joint_stopped = with_log_joint_stopped.then(|| {
+            let z = z.detach();
+            by_example(self.decoder.decode(&z).log_prob(&xk) + self.prior.log_prob(&z))
+        });
+        Ok(PathLogWeights {
+            log_w: by_example(log_w),
+            log_joint_stopped,
+        })
+    }
+}
+
 impl<E, D, P, Z> LatentVariableModel for Vae<E, D, P>
 where
     E: Encoder,
@@ -155,8 +201,8 @@ where
 
     fn elbo(&self, x: &E::Input) -> Result<ElboTerms> {
         let q = self.encode(x)?;
-        let z = q.sample();
-        let reconstruction = self.decoder.decode(&z).log_prob(x);
+        let (z, log_accepted) = q.sample_for_gradient();
+        let reconstruction = rejection_corrected(self.decoder.decode(&z).log_prob(x), log_accepted);
         let kl = q.kl(&self.prior);
         Ok(ElboTerms::new(reconstruction, vec![kl]))
     }
@@ -171,5 +217,19 @@ where
         let log_w = log_px_z + self.prior.log_prob(&z) - q.log_prob(&z);
         // Row j·B + i is sample j of example i.
         Ok(log_w.reshape([k, batch]).transpose())
+    }
+
+    /// # Errors
+    /// As [`log_importance_weights`](LatentVariableModel::log_importance_weights), and
+    /// [`Error::InvalidConfig`] for a posterior sampled by rejection with learned
+    /// parameters (the vMF posterior with a learned κ): its path derivative misses the
+    /// rejection correction, so the estimators would be biased.
+    fn path_log_weights(
+        &self,
+        x: &E::Input,
+        k: usize,
+        with_log_joint_stopped: bool,
+    ) -> Option<Result<PathLogWeights>> {
+        Some(self.path_log_weights_of(x, k, with_log_joint_stopped))
     }
 }

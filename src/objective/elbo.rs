@@ -1,10 +1,10 @@
 //! The training objectives built on a model's ELBO terms ([`ElboTerms`]).
 
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, activation};
 
 use crate::error::{ensure_non_negative, ensure_samples};
 use crate::math::log_mean_exp;
-use crate::terms::ElboTerms;
+use crate::terms::{ElboTerms, PathLogWeights};
 use crate::traits::LatentVariableModel;
 use crate::{Error, Result};
 
@@ -153,6 +153,29 @@ pub enum Objective {
         /// Number of importance samples per example (`k = 1` is the ELBO).
         k: usize,
     },
+    /// The single-sample ELBO with the "sticking the landing" gradient (Roeder et al.
+    /// 2017): `−mean_b [log p(x, z) − log q_{⊥φ}(z | x)]`, the posterior's parameters
+    /// stopped in `log q`, so the encoder's gradient is the path derivative alone (its
+    /// score-function part, zero in expectation, is dropped; the estimator's variance
+    /// vanishes as `q` approaches the true posterior). The KL is sampled rather than in
+    /// closed form. Needs [`LatentVariableModel::path_log_weights`] (every
+    /// [`Vae`](crate::models::Vae) with a reparameterised posterior).
+    Stl,
+    /// The k-sample IWAE bound with the doubly reparameterised gradient (Tucker et al.
+    /// 2019): the value is that of [`Objective::Iwae`], the decoder's gradient is IWAE's,
+    /// `Σ_j w̃_j ∇_θ log w_j`, and the encoder's is
+    /// ```text
+    /// ∇_φ = Σ_j w̃_j² ∂log w_j/∂z_j · ∂z_j/∂φ,     w̃_j = w_j / Σ_l w_l,
+    /// ```
+    /// with `log q` scored at stopped parameters: unbiased for the same gradient as IWAE's,
+    /// with a variance that does not grow with `k` as IWAE's encoder gradient's
+    /// signal-to-noise ratio falls (Rainforth et al. 2018). Built as the surrogate
+    /// `Σ_j ⊥(w̃_j²) log w_j + ⊥(w̃_j − w̃_j²) log p(x, ⊥z_j)` over
+    /// [`LatentVariableModel::path_log_weights`]. `k = 1` is [`Objective::Stl`].
+    Dreg {
+        /// Number of importance samples per example.
+        k: usize,
+    },
     /// The model's own loss ([`LatentVariableModel::training_loss`]): DDPM's `L_simple`.
     /// The progress figures then report that loss in place of the bound.
     ModelLoss,
@@ -182,8 +205,8 @@ impl Objective {
     pub fn validate(&self) -> Result<()> {
         match self {
             Objective::Elbo(o) => o.validate(),
-            Objective::Iwae { k } => ensure_samples(*k),
-            Objective::ModelLoss => Ok(()),
+            Objective::Iwae { k } | Objective::Dreg { k } => ensure_samples(*k),
+            Objective::Stl | Objective::ModelLoss => Ok(()),
         }
     }
 
@@ -219,17 +242,31 @@ impl Objective {
                 ensure_samples(*k)?;
                 let log_w = model.log_importance_weights(x, *k)?;
                 let bound = log_mean_exp(log_w, 1).mean().neg();
-                let neg_bound = bound.clone().detach();
-                let loss = match model.penalty() {
-                    Some(penalty) => bound + penalty,
-                    None => bound,
-                };
-                Ok(StepLoss {
-                    loss,
-                    kl: neg_bound.zeros_like(),
-                    kl_groups: None,
-                    neg_bound,
-                })
+                Ok(bound_only(bound.clone(), bound, model.penalty()))
+            }
+            Objective::Stl => {
+                let weights = path_log_weights(model, x, 1, false)?;
+                let bound = weights.log_w.mean().neg();
+                Ok(bound_only(bound.clone(), bound, model.penalty()))
+            }
+            Objective::Dreg { k } => {
+                ensure_samples(*k)?;
+                let weights = path_log_weights(model, x, *k, true)?;
+                let log_w = weights.log_w;
+                let log_joint = weights
+                    .log_joint_stopped
+                    .expect("asked for with with_log_joint_stopped = true");
+                let bound = log_mean_exp(log_w.clone().detach(), 1).mean().neg();
+                // w̃ = softmax over the k draws of each example, held fixed.
+                let w_norm = activation::softmax(log_w.clone().detach(), 1);
+                let w_sq = w_norm.clone().powi_scalar(2);
+                let surrogate = (w_sq.clone() * log_w + (w_norm - w_sq) * log_joint)
+                    .sum_dim(1)
+                    .mean()
+                    .neg();
+                // The loss has the bound's value and the surrogate's gradient.
+                let loss = bound.clone() + surrogate.clone() - surrogate.detach();
+                Ok(bound_only(loss, bound, model.penalty()))
             }
             Objective::ModelLoss => {
                 let loss = model.training_loss(x).ok_or_else(|| {
@@ -253,5 +290,38 @@ impl Objective {
                 })
             }
         }
+    }
+}
+
+/// The model's path log weights, or an error naming the objectives that work without them.
+fn path_log_weights<M: LatentVariableModel>(
+    model: &M,
+    x: &M::Input,
+    k: usize,
+    with_log_joint_stopped: bool,
+) -> Result<PathLogWeights> {
+    model
+        .path_log_weights(x, k, with_log_joint_stopped)
+        .ok_or_else(|| {
+            Error::config(
+                "objective",
+                "Stl or Dreg",
+                "a model that provides path log weights (a Vae); use Objective::Elbo or \
+                 Objective::Iwae for the others",
+            )
+        })?
+}
+
+/// A step loss reporting only the bound (no KL figures): `loss` plus the model's penalty.
+fn bound_only(loss: Tensor<1>, bound: Tensor<1>, penalty: Option<Tensor<1>>) -> StepLoss {
+    let neg_bound = bound.detach();
+    StepLoss {
+        loss: match penalty {
+            Some(penalty) => loss + penalty,
+            None => loss,
+        },
+        kl: neg_bound.zeros_like(),
+        kl_groups: None,
+        neg_bound,
     }
 }

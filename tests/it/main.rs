@@ -30,6 +30,7 @@ mod diagnostics;
 mod discretized_logistic;
 mod discretized_normal;
 mod distributions;
+mod dreg;
 mod ema;
 mod example_data;
 #[cfg(feature = "png")]
@@ -48,4 +49,5 @@ mod unet;
 mod univae;
 mod vib;
 mod vmf;
+mod vmf_gradient;
 mod weights;

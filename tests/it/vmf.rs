@@ -423,6 +423,40 @@ mod vmf_vae {
                 Err(Error::InvalidConfig { field: "kappa", .. })
             ));
         }
+        // A learned κ cannot start at or below 1 (κ = softplus(·) + 1).
+        for k in [1.0, 0.5, f64::NAN, f64::INFINITY] {
+            assert!(matches!(
+                VmfVaeConfig::new(4, 3)
+                    .with_kappa(VmfKappa::LearnedFrom(k))
+                    .init(&device),
+                Err(Error::InvalidConfig { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_learned_kappa_starts_where_asked_and_then_learns() {
+        // softplus(ln(e^{κ₀−1} − 1)) + 1 = κ₀ exactly in f64; f32 rounding of the bias:
+        // 1e-4 relative. The κ layer's weights start at zero but receive gradients.
+        let device = common::device().autodiff();
+        for k0 in [1.5, 20.0, 100.0] {
+            let model = VmfVaeConfig::new(16, 3)
+                .with_hidden(vec![8])
+                .with_kappa(VmfKappa::LearnedFrom(k0))
+                .init(&device)
+                .unwrap();
+            let x =
+                Tensor::<2>::random([5, 16], burn::tensor::Distribution::Bernoulli(0.5), &device);
+            let kappa = host(&model.encode(&x).unwrap().kappa());
+            for k in &kappa {
+                assert!((k - k0).abs() < 1e-4 * k0, "κ {k} vs κ₀ {k0}");
+            }
+            let terms = model.elbo(&x).unwrap();
+            let grads = terms.elbo().sum().backward();
+            let layer = model.encoder.head.kappa.as_ref().unwrap();
+            let g = host(&layer.weight.val().grad(&grads).unwrap().abs().sum());
+            assert!(g[0] > 0.0, "no gradient reached the κ layer at κ₀ {k0}");
+        }
     }
 }
 

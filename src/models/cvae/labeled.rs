@@ -62,6 +62,11 @@ impl<Q: Distribution<Value = Tensor<2>>> Distribution for Labeled<Q> {
         self.with(self.inner.sample())
     }
 
+    fn sample_for_gradient(&self) -> (LabeledBatch, Option<Tensor<1>>) {
+        let (x, log_accepted) = self.inner.sample_for_gradient();
+        (self.with(x), log_accepted)
+    }
+
     fn mean(&self) -> LabeledBatch {
         self.with(self.inner.mean())
     }
@@ -85,6 +90,13 @@ impl<Q: Distribution<Value = Tensor<2>>> Distribution for Labeled<Q> {
 impl<Q: Posterior<Value = Tensor<2>>> Posterior for Labeled<Q> {
     fn mode(&self) -> LabeledBatch {
         self.with(self.inner.mode())
+    }
+
+    fn detach(&self) -> Self {
+        Self {
+            inner: self.inner.detach(),
+            y: self.y.clone(),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! unit sphere and a fixed or learned concentration κ.
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation};
 
@@ -20,8 +20,13 @@ pub enum VmfKappa {
     /// the sampled `w` needs no gradient. The encoder only outputs a direction.
     Fixed(f64),
     /// κ per example from the encoder, `κ = softplus(·) + 1` (Davidson et al. 2018);
-    /// gradients reach κ through the sample and the KL.
+    /// gradients reach κ through the sample (with the rejection sampler's correction
+    /// term) and the KL. The κ layer has burn's default initialisation, so κ starts near
+    /// `softplus(0) + 1 ≈ 1.7`, an almost uniform posterior for most `d`.
     Learned,
+    /// κ learned as for [`VmfKappa::Learned`], starting at the given `κ₀ > 1` for every
+    /// example: the κ layer starts with zero weights and the bias `softplus⁻¹(κ₀ − 1)`.
+    LearnedFrom(f64),
 }
 
 impl VmfKappa {
@@ -30,6 +35,12 @@ impl VmfKappa {
         match *self {
             VmfKappa::Fixed(k) => ensure_positive("kappa", k),
             VmfKappa::Learned => Ok(()),
+            VmfKappa::LearnedFrom(k) if k > 1.0 && k.is_finite() => Ok(()),
+            VmfKappa::LearnedFrom(k) => Err(crate::Error::config(
+                "kappa (the initial value of a learned κ)",
+                k,
+                "a finite κ₀ > 1 (κ = softplus(·) + 1 cannot go below 1)",
+            )),
         }
     }
 }
@@ -65,14 +76,27 @@ impl VmfHead {
             direction: LinearConfig::new(d_features, latent_dim).init(device),
             kappa: match kappa {
                 VmfKappa::Learned => Some(LinearConfig::new(d_features, 1).init(device)),
+                VmfKappa::LearnedFrom(k0) => Some(kappa_layer_from(d_features, k0, device)),
                 VmfKappa::Fixed(_) => None,
             },
             fixed_kappa: match kappa {
                 VmfKappa::Fixed(k) => Some(k),
-                VmfKappa::Learned => None,
+                VmfKappa::Learned | VmfKappa::LearnedFrom(_) => None,
             },
         })
     }
+}
+
+/// The κ layer of [`VmfKappa::LearnedFrom`]: zero weights and the bias
+/// `softplus⁻¹(κ₀ − 1) = ln(e^{κ₀ − 1} − 1)` (`≈ κ₀ − 1` once that is large), so
+/// `softplus(·) + 1 = κ₀` for every input.
+fn kappa_layer_from(d_features: usize, k0: f64, device: &Device) -> Linear {
+    let x = k0 - 1.0;
+    let bias = if x > 30.0 { x } else { x.exp_m1().ln() };
+    let mut layer = LinearConfig::new(d_features, 1).init(device);
+    layer.weight = Param::from_tensor(Tensor::zeros([d_features, 1], device));
+    layer.bias = Some(Param::from_tensor(Tensor::full([1], bias, device)));
+    layer
 }
 
 impl PosteriorHead for VmfHead {
