@@ -1,14 +1,14 @@
 //! Our side of every row of the speed comparison with PyTorch on this 2-core machine
 //! (issue 6), printed as one table beside the PyTorch figures the issue measured with
-//! `reference/pytorch/{mlp_vae,conv_vae,ddpm}.py --bench` (2 threads).
+//! `reference/pytorch/{mlp_vae,conv_vae,ddpm,nvae}.py --bench` (2 threads).
 //!
 //! ```text
 //! cargo bench --bench speed                                  # flex (CPU)
 //! ELBO_BENCH_DEVICE=wgpu cargo bench --features wgpu --bench speed
 //! cargo bench --bench speed -- conv ddpm-reverse            # only the rows named
 //! ```
-//! The row names are `mlp`, `mlp-eval`, `conv`, `ddpm-train` and `ddpm-reverse`; with none
-//! given, every row runs.
+//! The row names are `mlp`, `mlp-eval`, `conv`, `ddpm-train`, `ddpm-reverse`, `nvae` and
+//! `nvae-eval`; with none given, every row runs.
 //! Each figure is the median of repeated runs after a warm-up, with the PyTorch scripts'
 //! counts (training steps: 200 after 20, the U-Net's 50 after 5; reverse steps: 100 after
 //! 5), and every run ends on a device sync.
@@ -24,11 +24,20 @@ use common::{
 };
 use elbo::LatentVariableModel;
 use elbo::models::ddpm::DdpmConfig;
+use elbo::models::nvae::NvaeConfig;
 use elbo::models::{ConvVaeConfig, GaussianVaeConfig};
 use elbo::objective::{LikelihoodConfig, log_likelihood};
 
 /// The row names a run may be limited to (see the module docs).
-const ROW_NAMES: [&str; 5] = ["mlp", "mlp-eval", "conv", "ddpm-train", "ddpm-reverse"];
+const ROW_NAMES: [&str; 7] = [
+    "mlp",
+    "mlp-eval",
+    "conv",
+    "ddpm-train",
+    "ddpm-reverse",
+    "nvae",
+    "nvae-eval",
+];
 
 /// One row: the workload, the PyTorch figure, ours, and whether larger is better.
 struct Row {
@@ -133,6 +142,38 @@ fn main() {
             ours: 1e3 * seconds,
             unit: "ms",
             higher_is_better: false,
+        });
+    }
+
+    if runs("nvae") {
+        let batches = mnist_train_batches(&train, 64);
+        let model = NvaeConfig::mnist_small().init(&train).unwrap();
+        rows.push(Row {
+            workload: "NVAE mnist_small (2 scales × 2 groups, 112,533 weights), training step with the spectral and BN penalties, batch 64",
+            pytorch: 392.0,
+            ours: training_step_ms(model.train(), &batches),
+            unit: "ms",
+            higher_is_better: false,
+        });
+    }
+
+    if runs("nvae-eval") {
+        // As examples/nvae.rs evaluates: K = 1000 in passes of 2 images × 100 draws.
+        let n = 10;
+        let x = mnist_binary_test(&device, n);
+        let model = NvaeConfig::mnist_small().init(&device).unwrap().valid();
+        let config = LikelihoodConfig::new(1000)
+            .with_example_chunk(2)
+            .with_sample_chunk(100);
+        let seconds = median_seconds(1, 3, || {
+            log_likelihood(&model, &x, &config).unwrap();
+        });
+        rows.push(Row {
+            workload: "same, importance-sampled evaluation, K = 1000",
+            pytorch: 1.08,
+            ours: n as f64 / seconds,
+            unit: "test images/s",
+            higher_is_better: true,
         });
     }
 

@@ -20,7 +20,7 @@ use burn::module::Module;
 use clap::Parser;
 use elbo::data::{Binarization, ImageData};
 use elbo::models::GaussianVaeConfig;
-use elbo::objective::{ElboObjective, Objective};
+use elbo::objective::{ElboObjective, LikelihoodConfig, Objective};
 use elbo::train::{FitConfig, fit};
 
 /// Trains the 784-400-20 Gaussian VAE on MNIST-format data, then reports the
@@ -146,5 +146,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     // The NLL on the first `--test-count` test images (all 2000 by default).
     let n_test = args.test_count.clamp(1, x_test.dims()[0]);
-    common::report::report_nll(&model, &x_test.narrow(0, 0, n_test), args.k, &args.out)
+    common::report::report_nll(
+        &model,
+        &x_test.narrow(0, 0, n_test),
+        &LikelihoodConfig::new(args.k),
+        &args.out,
+    )
 }

@@ -22,7 +22,7 @@ use burn::module::Module;
 use clap::{Parser, ValueEnum};
 use elbo::data::{Binarization, ImageData};
 use elbo::models::nvae::NvaeConfig;
-use elbo::objective::{ElboObjective, Objective, elbo_estimate};
+use elbo::objective::{ElboObjective, LikelihoodConfig, Objective, elbo_estimate};
 use elbo::train::{FitConfig, LrSchedule, OptimizerKind, fit};
 
 /// The NVAE presets.
@@ -158,7 +158,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     std::fs::create_dir_all(&args.out)?;
-    let originals = x_test.clone().narrow(0, 0, 32);
+    let originals = x_test.clone().narrow(0, 0, n_test.min(32));
     let recon = model.reconstruct(&originals)?;
     elbo::image::save_reconstructions(
         args.out.join("reconstructions.png"),
@@ -186,5 +186,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.out.display()
     );
 
-    common::report::report_nll(&model, &x_test, args.k, &args.out)
+    // 200 draws per pass (2 images × 100 samples): on 2 CPU cores the top-down tower's
+    // activations then stay in cache, 1.6× faster than the default 25 × 40 (docs/results.md).
+    let likelihood = LikelihoodConfig::new(args.k)
+        .with_example_chunk(2)
+        .with_sample_chunk(100);
+    common::report::report_nll(&model, &x_test, &likelihood, &args.out)
 }

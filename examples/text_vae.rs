@@ -4,7 +4,7 @@
 //! KL, mutual information I_q(x; z) and active units, and prints a few samples.
 //!
 //! ```text
-//! cargo run --release --example text_vae -- --head gaussian|warmup|bn|bn-split|vmf|vmf-learned|ps
+//! cargo run --release --example text_vae -- --head gaussian|warmup|bn|bn-split|bn-split-rms|vmf|vmf-learned|ps
 //!     [--epochs N] [--latent N] ...
 //! cargo run --release --example text_vae -- --help
 //! ```
@@ -42,6 +42,8 @@ enum Head {
     Bn,
     /// BN-VAE with Su's learned split of the scale (--tau).
     BnSplit,
+    /// BN-VAE with the learned split and a positive σ scaled by its batch RMS (--tau).
+    BnSplitRms,
     /// vMF with a fixed concentration (--kappa, default 25).
     Vmf,
     /// vMF with a learned concentration.
@@ -58,6 +60,7 @@ impl Head {
             Head::Warmup => "warmup",
             Head::Bn => "bn",
             Head::BnSplit => "bn-split",
+            Head::BnSplitRms => "bn-split-rms",
             Head::Vmf => "vmf",
             Head::VmfLearned => "vmf-learned",
             Head::Ps => "ps",
@@ -99,9 +102,12 @@ struct Args {
     /// BN-VAE's fixed scale γ (head bn).
     #[arg(long, default_value_t = 0.6)]
     gamma: f64,
-    /// BN-VAE's split τ (head bn-split).
+    /// BN-VAE's split τ (heads bn-split and bn-split-rms).
     #[arg(long, default_value_t = 0.3)]
     tau: f64,
+    /// Batch-norm ε of the BN heads (burn's default is 1e-5, Su's Keras code 1e-8).
+    #[arg(long, default_value_t = 1e-12)]
+    bn_epsilon: f64,
     /// Fixed concentration (heads vmf and ps; default 25 and 38).
     #[arg(long)]
     kappa: Option<f64>,
@@ -120,6 +126,9 @@ struct Args {
     /// Decoder LSTM width.
     #[arg(long, default_value_t = 128)]
     decoder_hidden: usize,
+    /// Folder for `test_nll.txt` (each test sentence's NLL, in test-file order).
+    #[arg(long, value_name = "DIR", default_value = "out/text_vae")]
+    out: PathBuf,
     /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
     #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
@@ -161,7 +170,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .with_embedding(args.embedding)
         .with_encoder_hidden(args.encoder_hidden)
         .with_decoder_hidden(args.decoder_hidden)
-        .with_max_chars(max_chars);
+        .with_max_chars(max_chars)
+        .with_bn_epsilon(args.bn_epsilon);
     let setup = Setup {
         train: SentenceData::new(&train_text, &vocab),
         test: SentenceData::new(&test_text, &vocab),
@@ -183,6 +193,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             config.bn(BnScale::LearnedSplit(setup.args.tau), device)?,
             Some(&BnGaussianHead::kl_floor),
         ),
+        Head::BnSplitRms => train_and_report(
+            &setup,
+            config.bn(BnScale::LearnedSplitRms(setup.args.tau), device)?,
+            Some(&BnGaussianHead::kl_floor),
+        ),
         Head::Vmf => train_and_report(
             &setup,
             config.vmf(VmfKappa::Fixed(setup.args.kappa.unwrap_or(25.0)), device)?,
@@ -195,6 +210,49 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             None,
         ),
     }
+}
+
+/// The mean test KL per sentence with the encoder in training mode, so that a batch-norm
+/// head normalises each batch by its own statistics, as in training: once over
+/// length-sorted batches (like the fit loop's length buckets) and once over batches in a
+/// fixed shuffled order. Set beside the inference-mode KL it shows whether a gap comes from
+/// the running statistics or from the batches' composition.
+fn test_kl_with_batch_statistics<H, P>(
+    setup: &Setup,
+    vae: &TextVae<H, P>,
+) -> Result<(f64, f64), Box<dyn std::error::Error>>
+where
+    H: PosteriorHead,
+    H::Posterior: Posterior<Value = Tensor<2>> + KlDivergence<P>,
+    P: Prior<Value = Tensor<2>>,
+{
+    let train_device = setup.device.clone().autodiff();
+    let (x, _order) = setup.test.sorted_batch(&train_device)?;
+    let n = x.batch_size();
+    let b = setup.args.batch_size;
+    let mean_kl = |order: &[usize]| -> Result<f64, elbo::Error> {
+        let mut total = 0.0;
+        for chunk in order.chunks(b) {
+            let rows: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
+            let index = Tensor::<1, burn::tensor::Int>::from_ints(rows.as_slice(), &train_device);
+            let q = vae.encode(&x.select_rows(index))?;
+            let kl: f32 = q.kl(&vae.prior).detach().sum().into_scalar();
+            total += kl as f64;
+        }
+        Ok(total / n as f64)
+    };
+    let sorted: Vec<usize> = (0..n).collect();
+    // A fixed permutation: multiplication by a unit modulo n (any odd stride coprime to n).
+    let stride = (1..)
+        .map(|s| 2 * s + 1)
+        .find(|s| gcd(*s, n) == 1)
+        .unwrap_or(1);
+    let shuffled: Vec<usize> = (0..n).map(|i| (i * stride + 7) % n).collect();
+    Ok((mean_kl(&sorted)?, mean_kl(&shuffled)?))
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 fn train_and_report<H, P>(
@@ -248,9 +306,15 @@ where
             floor(&vae.encoder.head)
         );
     }
+    let (sorted_kl, shuffled_kl) = test_kl_with_batch_statistics(setup, &vae)?;
+    println!(
+        "test KL with batch statistics (training mode, batches of {}): {sorted_kl:.3} nats in \
+         length-sorted batches, {shuffled_kl:.3} in shuffled batches",
+        args.batch_size
+    );
     let vae = vae.valid();
 
-    let (x, _order) = setup.test.sorted_batch(device)?;
+    let (x, order) = setup.test.sorted_batch(device)?;
     let predicted_tokens: usize = x.lengths().iter().sum();
     let q = vae.encode(&x)?;
     let au = active_units(q.mean(), 0.01)?;
@@ -268,6 +332,12 @@ where
             .with_sample_chunk(100),
     )?;
     let seconds = started.elapsed().as_secs_f64();
+    // Back from length order to test-file order.
+    let mut per_sentence = vec![0.0; order.len()];
+    for (&i, v) in order.iter().zip(&ll.per_example) {
+        per_sentence[i] = -v;
+    }
+    common::write_test_nll(&args.out, &per_sentence)?;
     let nll = -ll.mean;
     let ppl = (nll * x.batch_size() as f64 / predicted_tokens as f64).exp();
     println!(

@@ -20,6 +20,7 @@ use burn::module::Module;
 use clap::Parser;
 use elbo::data::{Binarization, ImageData};
 use elbo::models::{VmfKappa, VmfVaeConfig};
+use elbo::objective::LikelihoodConfig;
 use elbo::train::{FitConfig, fit};
 
 /// Trains the vMF-VAE (latents on the unit sphere, uniform prior) on MNIST-format data,
@@ -127,5 +128,5 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "wrote samples.png, reconstructions.png to {}",
         args.out.display()
     );
-    common::report::report_nll(&model, &x_test, args.k, &args.out)
+    common::report::report_nll(&model, &x_test, &LikelihoodConfig::new(args.k), &args.out)
 }

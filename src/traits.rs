@@ -199,6 +199,34 @@ pub trait LatentVariableModel {
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if `k == 0`.
     fn log_importance_weights(&self, x: &Self::Input, k: usize) -> Result<Tensor<2>>;
 
+    /// The log weights of `k` draws per example computed `chunk` draws at a time, each
+    /// chunk handed to `visit` as a `[batch, s]` tensor (`s ≤ chunk`, the `s` summing to
+    /// `k`): what [`log_likelihood`](crate::objective::log_likelihood) calls. The default
+    /// calls [`log_importance_weights`](Self::log_importance_weights) once per chunk; a
+    /// model whose encoder is costly and deterministic overrides it to run the encoder
+    /// once per batch ([`Nvae`](crate::models::nvae::Nvae) runs its bottom-up tower once).
+    ///
+    /// # Errors
+    /// As [`log_importance_weights`](Self::log_importance_weights), `chunk == 0`, and
+    /// whatever `visit` returns.
+    fn visit_log_importance_weights(
+        &self,
+        x: &Self::Input,
+        k: usize,
+        chunk: usize,
+        visit: &mut dyn FnMut(Tensor<2>) -> Result<()>,
+    ) -> Result<()> {
+        crate::error::ensure_samples(k)?;
+        crate::error::ensure_nonzero("sample_chunk", chunk)?;
+        let mut done = 0;
+        while done < k {
+            let s = chunk.min(k - done);
+            visit(self.log_importance_weights(x, s)?)?;
+            done += s;
+        }
+        Ok(())
+    }
+
     /// A regulariser added to the training loss (not to the bound), shape `[1]`: NVAE's
     /// spectral and batch-norm penalties. `None` (the default) for models without one.
     fn penalty(&self) -> Option<Tensor<1>> {

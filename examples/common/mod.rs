@@ -69,3 +69,13 @@ where
     );
     Ok(model.valid())
 }
+
+/// Writes one NLL per example to `<out>/test_nll.txt`, one per line in test-file order (for
+/// paired comparisons of two runs on the same examples): to a temporary name, then renamed.
+pub fn write_test_nll(out: &std::path::Path, nll: &[f64]) -> std::io::Result<()> {
+    let lines: String = nll.iter().map(|v| format!("{v}\n")).collect();
+    std::fs::create_dir_all(out)?;
+    let (tmp, path) = (out.join(".test_nll.txt.tmp"), out.join("test_nll.txt"));
+    std::fs::write(&tmp, lines)?;
+    std::fs::rename(&tmp, &path)
+}

@@ -37,35 +37,33 @@ where
     std::fs::create_dir_all(out)?;
     let grid = elbo::image::GridImage::of(test);
     elbo::image::save_grid(out.join("samples.png"), model.generate(64, device), grid, 8)?;
-    let originals = x_test.clone().narrow(0, 0, 32);
+    let originals = x_test.clone().narrow(0, 0, test.count.min(32));
     let recon = model.reconstruct(&originals)?;
     elbo::image::save_reconstructions(out.join("reconstructions.png"), originals, recon, grid, 4)?;
     Ok(x_test)
 }
 
-/// Estimates the test NLL by importance sampling with `k` samples and prints the timing
+/// Estimates the test NLL by importance sampling (`config`: `K` and the chunks) and prints the timing
 /// line and the final line `test NLL (K=<k>): <x> nats (± <se>)`. Each image's NLL goes
 /// to `<out>/test_nll.txt`, one per line in test-file order (for paired comparisons of two
 /// runs on the same images), written to a temporary name and renamed.
 pub fn report_nll<M: LatentVariableModel<Input = Tensor<2>>>(
     model: &M,
     x_test: &Tensor<2>,
-    k: usize,
+    config: &LikelihoodConfig,
     out: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
-    let ll = log_likelihood(model, x_test, &LikelihoodConfig::new(k))?;
+    let k = config.k;
+    let ll = log_likelihood(model, x_test, config)?;
     let seconds = started.elapsed().as_secs_f64();
     let n = x_test.dims()[0];
     println!(
         "evaluated {n} test images at K={k} in {seconds:.1} s ({:.1} images/s)",
         n as f64 / seconds
     );
-    let lines: String = ll.per_example.iter().map(|v| format!("{}\n", -v)).collect();
-    std::fs::create_dir_all(out)?;
-    let (tmp, path) = (out.join(".test_nll.txt.tmp"), out.join("test_nll.txt"));
-    std::fs::write(&tmp, lines)?;
-    std::fs::rename(&tmp, &path)?;
+    let nll: Vec<f64> = ll.per_example.iter().map(|v| -v).collect();
+    super::write_test_nll(out, &nll)?;
     println!(
         "test NLL (K={k}): {:.3} nats (± {:.3})",
         -ll.mean, ll.std_error

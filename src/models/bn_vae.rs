@@ -49,8 +49,12 @@ pub struct BnVaeConfig {
     /// Momentum of BN's running statistics (used in inference mode).
     #[config(default = 0.1)]
     pub momentum: f64,
-    /// BN's `ε` added to the batch variance.
-    #[config(default = 1e-5)]
+    /// BN's `ε` added to the batch variance. It is the one way an encoder can push the KL
+    /// below the floor: BN's output has batch variance `v / (v + ε)`, so shrinking the raw
+    /// means' variance `v` towards `ε` shrinks `E[μ²]` below `γ²`. With burn's usual
+    /// `1e-5` an LSTM encoder found that after 6 epochs (KL 5.8 → 0.8 nats); the default
+    /// `1e-12` puts the escape below f32's resolution of the raw means.
+    #[config(default = 1e-12)]
     pub epsilon: f64,
 }
 

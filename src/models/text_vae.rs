@@ -52,6 +52,9 @@ pub struct TextVaeConfig {
     /// Longest sentence that sampling produces, in characters.
     #[config(default = 64)]
     pub max_chars: usize,
+    /// The BN-VAE heads' batch-norm `ε` (see [`bn`](Self::bn)).
+    #[config(default = 1e-12)]
+    pub bn_epsilon: f64,
 }
 
 impl TextVaeConfig {
@@ -106,10 +109,12 @@ impl TextVaeConfig {
     }
 
     /// Batch-normalised Gaussian posterior (BN-VAE), standard-normal prior; BN momentum
-    /// 0.1 and ε = 1e-5 as burn's `BatchNorm`.
+    /// 0.1 as burn's `BatchNorm`, ε = [`bn_epsilon`](Self::bn_epsilon) (1e-12 by default;
+    /// see [`BnVaeConfig::epsilon`](crate::models::BnVaeConfig::epsilon) for why not burn's
+    /// 1e-5).
     ///
     /// # Errors
-    /// As [`with_head`](Self::with_head), and for γ ≤ 0 or τ outside (0, 1).
+    /// As [`with_head`](Self::with_head), and for γ ≤ 0, τ outside (0, 1) or `bn_epsilon ≤ 0`.
     pub fn bn(
         &self,
         scale: BnScale,
@@ -121,7 +126,7 @@ impl TextVaeConfig {
             self.latent_dim,
             scale,
             0.1,
-            1e-5,
+            self.bn_epsilon,
             device,
         )?;
         self.with_head(head, StdNormal::new(self.latent_dim)?, device)

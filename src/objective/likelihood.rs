@@ -169,16 +169,18 @@ pub fn log_likelihood<M: LatentVariableModel>(
         let chunk = x.narrow_rows(start, len);
         // Running log Σ_j w_j per example of this chunk, over sample chunks.
         let mut partial: Vec<Vec<f64>> = vec![Vec::new(); len];
-        let mut done = 0;
-        while done < config.k {
-            let s = config.sample_chunk.min(config.k - done);
-            let log_w = model.log_importance_weights(&chunk, s)?;
-            let lse = log_sum_exp(log_w, 1).reshape([len]);
-            for (acc, v) in partial.iter_mut().zip(to_f64(lse)?) {
-                acc.push(v);
-            }
-            done += s;
-        }
+        model.visit_log_importance_weights(
+            &chunk,
+            config.k,
+            config.sample_chunk,
+            &mut |log_w| {
+                let lse = log_sum_exp(log_w, 1).reshape([len]);
+                for (acc, v) in partial.iter_mut().zip(to_f64(lse)?) {
+                    acc.push(v);
+                }
+                Ok(())
+            },
+        )?;
         let ln_k = (config.k as f64).ln();
         per_example.extend(
             partial

@@ -9,10 +9,10 @@ use common::host;
 use elbo::data::{Binarization, ImageData, TrainData, shuffled_batches};
 use elbo::models::{BnScale, BnVae, BnVaeConfig};
 use elbo::objective::ElboObjective;
-use elbo::{Error, LatentVariableModel};
+use elbo::{Distribution, Error, LatentVariableModel};
 use rand::SeedableRng;
 
-const EPS: f64 = 1e-5; // BnVaeConfig's default BN ε
+const EPS: f64 = 1e-12; // BnVaeConfig's default BN ε
 const DELTA: f64 = 1e-6; // the split head's minimum variance
 
 fn mnist(n: usize) -> ImageData {
@@ -71,6 +71,7 @@ fn check_floor_over_training(scale: BnScale, steps: usize) -> f64 {
                         })
                         .sum()
                 }
+                BnScale::LearnedSplitRms(_) => unreachable!("checked by its own test below"),
             };
             let terms = vae.elbo(&x).unwrap();
             let kl = terms.kl_total().mean().detach().into_scalar::<f32>() as f64;
@@ -137,6 +138,8 @@ fn invalid_scales_are_errors() {
         (BnScale::LearnedSplit(0.0), "tau"),
         (BnScale::LearnedSplit(1.0), "tau"),
         (BnScale::LearnedSplit(f64::NAN), "tau"),
+        (BnScale::LearnedSplitRms(0.0), "tau"),
+        (BnScale::LearnedSplitRms(f64::INFINITY), "tau"),
     ] {
         match BnVaeConfig::new(4, 2).with_scale(scale).init(&device) {
             Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
@@ -157,5 +160,122 @@ fn invalid_scales_are_errors() {
             .with_epsilon(0.0)
             .init(&device)
             .is_err()
+    );
+}
+
+#[test]
+fn rms_split_keeps_sigma_positive_with_the_prior_matching_second_moment() {
+    // In training mode every σ is positive and the batch mean of σ_d² is γ_σ,d² up to BN's
+    // ε (ratio m/(m + ε), m = E[s₊²] ≈ 0.5: 2e-3 relative leaves room for m to fall
+    // 100-fold), with E[μ_d²] + E[σ_d²] = 1 once μ's own ε ratio is divided out; the batch KL is at least Su's floor
+    // −½ Σ_d log γ_σ,d² (Jensen, the same ε slack); this holds over 120 Adam steps.
+    let device = common::device().autodiff();
+    device.seed(6);
+    let n = 8;
+    let data = mnist(1024);
+    let mut vae = BnVaeConfig::new(784, n)
+        .with_hidden(vec![128])
+        .with_scale(BnScale::LearnedSplitRms(0.3))
+        .init(&device)
+        .unwrap();
+    let mut optimizer = AdamConfig::new().init();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+    let batches = shuffled_batches(data.len(), 64, &mut rng);
+    for (step, idx) in batches.into_iter().cycle().take(120).enumerate() {
+        let x = data.batch(&idx, &mut rng, &device).unwrap();
+        let q = vae.encode(&x).unwrap();
+        let var = q.log_var().exp().detach();
+        let mean_sq = q.mean().powi_scalar(2).detach();
+        let (_, gamma_sigma) = vae.encoder.head.scales();
+        let gamma_sigma = host(&gamma_sigma);
+        let r_mu = bn_ratio(&vae, &x, false, n);
+        let e_var = host(&var.clone().mean_dim(0).reshape([n]));
+        let e_mean_sq = host(&mean_sq.mean_dim(0).reshape([n]));
+        for d in 0..n {
+            let target = gamma_sigma[d].powi(2);
+            assert!(
+                (e_var[d] - target).abs() < 2e-3 * target + DELTA,
+                "step {step}, dim {d}: E[σ²] {} vs γ_σ² {target}",
+                e_var[d]
+            );
+            // BN's ε shrinks E[μ²] by the mean's own ratio v/(v + ε), which is far from 1
+            // when the raw means hardly vary (at initialisation).
+            let mean_sq = e_mean_sq[d] / r_mu[d];
+            assert!(
+                (mean_sq + e_var[d] - 1.0).abs() < 2e-3,
+                "step {step}, dim {d}: E[μ²]/r + E[σ²] = {}",
+                mean_sq + e_var[d]
+            );
+        }
+        assert!(host(&var.min()).iter().all(|&v| v > 0.0));
+        let terms = vae.elbo(&x).unwrap();
+        let kl = terms.kl_total().mean().detach().into_scalar::<f32>() as f64;
+        let floor: f64 = gamma_sigma.iter().map(|g| -0.5 * (g * g).ln()).sum();
+        assert!(
+            kl >= floor * (1.0 - 2e-3),
+            "step {step}: KL {kl} below the floor {floor}"
+        );
+        let loss = ElboObjective::default().loss(&terms, step);
+        let grads = GradientsParams::from_grads(loss.backward(), &vae);
+        vae = optimizer.step(1e-3, vae, grads);
+    }
+}
+
+#[test]
+fn the_floor_survives_an_encoder_that_shrinks_its_raw_means() {
+    // BN's output variance is v/(v + ε): an encoder that shrinks the raw means' batch
+    // variance v towards ε escapes the floor nγ²/2. Scaling the mean layer by 1e-4 gives
+    // v ≈ 1e-9 here: with burn's ε = 1e-5 the means' share of the KL falls to under 1 % of
+    // the floor, with the default ε = 1e-12 it stays at the floor (BN is scale-invariant
+    // for v ≫ ε); 1e-3 relative for the remaining ratio v/(v + ε) ≈ 1 − 3e-4 and f32 sums.
+    use burn::module::Param;
+    use elbo::distributions::StdNormal;
+    use elbo::models::BnGaussianHead;
+    use elbo::{KlDivergence, PosteriorHead};
+    let device = common::device().autodiff();
+    let (d, n) = (16, 8);
+    let features = Tensor::<2>::random(
+        [64, d],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let prior = StdNormal::new(n).unwrap();
+    let kl_with = |epsilon: f64| {
+        let mut head =
+            BnGaussianHead::new(d, n, BnScale::Fixed(0.5), 0.1, epsilon, &device).unwrap();
+        let w = head.mean.weight.val();
+        let scaled: Vec<f32> = w
+            .to_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v * 1e-4)
+            .collect();
+        let scaled =
+            Tensor::<2>::from_data(burn::tensor::TensorData::new(scaled, w.dims()), &device);
+        head.mean.weight = Param::from_tensor(scaled);
+        let q = head.posterior(features.clone());
+        // The means' share of the KL, ½ Σ_d E_batch[μ_d²], which alone bounds it below.
+        let mean_part: f32 = q
+            .mean()
+            .powi_scalar(2)
+            .sum_dim(1)
+            .mean()
+            .mul_scalar(0.5)
+            .into_scalar();
+        let kl: f32 = q.kl(&prior).mean().into_scalar();
+        assert!(kl >= mean_part);
+        (mean_part as f64, head.kl_floor())
+    };
+    let (kl_loose, floor) = kl_with(1e-5);
+    assert!(
+        kl_loose < 0.01 * floor,
+        "ε = 1e-5: ½ΣE[μ²] {kl_loose} vs floor {floor}"
+    );
+    let default_epsilon = BnVaeConfig::new(4, 2).epsilon;
+    let (kl_tight, floor) = kl_with(default_epsilon);
+    assert!(
+        kl_tight >= floor * (1.0 - 1e-3),
+        "ε = {default_epsilon}: ½ΣE[μ²] {kl_tight} below the floor {floor}"
     );
 }

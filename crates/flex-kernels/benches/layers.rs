@@ -1,7 +1,7 @@
 //! Each path of the kernels against burn's own `forward` on the same layer, on the flex
 //! device: the forward pass alone (no autodiff) and a training pass (forward on an autodiff
 //! device, then the backward pass to the input and every parameter). One layer shape per
-//! path, taken from the models that use it (elbo's conv VAE, DDPM U-Net and MLP VAE).
+//! path, taken from the models that use it (elbo's conv VAE, DDPM U-Net, MLP VAE and NVAE).
 //!
 //! ```text
 //! cargo bench -p flex-kernels --bench layers            # every row
@@ -15,9 +15,8 @@
 
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
-use burn::nn::{GroupNormConfig, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNormConfig, GroupNormConfig, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Distribution, Tensor, activation};
 use flex_kernels::Run;
 
@@ -55,7 +54,7 @@ type Setup = Box<dyn Fn(bool, &Device, bool) -> Box<dyn FnMut() -> f32>>;
 /// The pass `Σ f(layer, x) · r` for a layer initialised on the device and a normal input
 /// `x` of `dims` (`r` fixed, of `out_dims`), set up once; with `train`, the backward pass
 /// to `x` and the layer's parameters runs too.
-fn timed<M: Module + Clone + 'static, const D: usize>(
+fn timed<M: 'static, const D: usize>(
     init: impl Fn(&Device) -> M + 'static,
     dims: [usize; D],
     forward: impl Fn(&M, Tensor<D>, bool) -> Tensor<D> + Copy + 'static,
@@ -177,6 +176,63 @@ fn rows() -> Vec<Row> {
                     }
                 },
                 [64, 32, 28, 28],
+            ),
+        },
+        Row {
+            name: "depthwise conv, 48 channels",
+            shape: "5×5, stride 1, 64 × 48×28×28",
+            setup: timed(
+                |d| {
+                    Conv2dConfig::new([48, 48], [5, 5])
+                        .with_groups(48)
+                        .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+                        .init(d)
+                },
+                [64, 48, 28, 28],
+                |c, x, k| if k { c.run(x) } else { c.forward(x) },
+                [64, 48, 28, 28],
+            ),
+        },
+        Row {
+            name: "batch norm + SiLU",
+            shape: "64 × 48×28×28",
+            setup: timed(
+                |d| BatchNormConfig::new(48).init(d),
+                [64, 48, 28, 28],
+                |n, x, k| {
+                    if k {
+                        flex_kernels::batch_norm_silu(n, x)
+                    } else {
+                        activation::silu(n.forward(x))
+                    }
+                },
+                [64, 48, 28, 28],
+            ),
+        },
+        Row {
+            name: "ELU",
+            shape: "64 × 16×28×28",
+            setup: timed(
+                |_| (),
+                [64, 16, 28, 28],
+                |_, x, k| {
+                    if k {
+                        flex_kernels::elu(x, 1.0)
+                    } else {
+                        activation::elu(x, 1.0)
+                    }
+                },
+                [64, 16, 28, 28],
+            ),
+        },
+        Row {
+            name: "tanh",
+            shape: "64 × 16×28×28",
+            setup: timed(
+                |_| (),
+                [64, 16, 28, 28],
+                |_, x, k| if k { flex_kernels::tanh(x) } else { x.tanh() },
+                [64, 16, 28, 28],
             ),
         },
     ]

@@ -15,11 +15,15 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Tensor, TensorData};
 
+use super::batch_norm::{self, ChannelShape};
 use super::bernoulli;
 use super::conv::{ConvShape, channel_sums};
 use super::conv2d;
+use super::depthwise::{self, DepthwiseShape};
+use super::elu as elu_kernel;
 use super::group_norm::{self, GroupShape};
 use super::linear::{self};
+use super::tanh as tanh_kernel;
 use super::upsample;
 
 /// An autodiff tensor on flex (no gradient checkpointing).
@@ -269,6 +273,191 @@ fn conv_gradients(
         if let Some(id) = node_b {
             let db = channel_sums(dy, s.batch, s.c_in, s.h_in * s.w_in);
             grads.register::<Flex>(id, tensor_of(db, &[s.c_in]));
+        }
+    }
+}
+
+/// A depthwise convolution on flex; `None` when the tensors are not all f32 flex tensors
+/// of one kind (plain or autodiff).
+pub(super) fn depthwise_conv(
+    s: DepthwiseShape,
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<Tensor<1>>,
+) -> Option<Tensor<4>> {
+    let output_dims = [s.batch, s.channels, s.h_out(), s.w_out()];
+    if let (Some(x), Some(w)) = (flex_of(x), flex_of(weight)) {
+        let b = match &bias {
+            Some(b) => Some(flex_of(b)?),
+            None => None,
+        };
+        let y = depthwise::forward(&s, values(&x), values(&w), b.as_ref().map(values));
+        return Some(Tensor::from_primitive::<Flex>(tensor_of(y, &output_dims)));
+    }
+    let (x, w) = (autodiff_of(x)?, autodiff_of(weight)?);
+    let b = match &bias {
+        Some(b) => Some(autodiff_of(b)?),
+        None => None,
+    };
+    let state = DepthwiseState {
+        shape: s,
+        x: contiguous(&x),
+        weight: contiguous(&w),
+    };
+    let y = depthwise::forward(
+        &s,
+        values(&state.x),
+        values(&state.weight),
+        b.as_ref().map(contiguous).as_ref().map(values),
+    );
+    let y = record(state, &x, &w, b.as_ref(), tensor_of(y, &output_dims));
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(y))
+}
+
+/// What the backward pass of [`depthwise_conv`] needs.
+#[derive(Clone, Debug)]
+struct DepthwiseState {
+    shape: DepthwiseShape,
+    x: FlexTensor,
+    weight: FlexTensor,
+}
+
+impl WeightedLayer for DepthwiseState {
+    fn gradients(&self, dy: &FlexTensor, nodes: [Option<NodeId>; 3], grads: &mut Gradients) {
+        let s = &self.shape;
+        let [node_x, node_w, node_b] = nodes;
+        let (dy, x, w) = (values(dy), values(&self.x), values(&self.weight));
+        if let Some(id) = node_x {
+            let dx = depthwise::backward_input(s, dy, w);
+            grads.register::<Flex>(id, tensor_of(dx, &[s.batch, s.channels, s.h_in, s.w_in]));
+        }
+        if node_w.is_some() || node_b.is_some() {
+            let (dw, db) = depthwise::backward_weight(s, x, dy, node_b.is_some());
+            if let Some(id) = node_w {
+                let [kh, kw] = s.kernel;
+                grads.register::<Flex>(id, tensor_of(dw, &[s.channels, 1, kh, kw]));
+            }
+            if let (Some(id), Some(db)) = (node_b, db) {
+                grads.register::<Flex>(id, tensor_of(db, &[s.channels]));
+            }
+        }
+    }
+}
+
+/// Batch normalisation with the running statistics (inference), then SiLU with `silu`, on
+/// flex; `None` unless every tensor is an f32 flex tensor without autodiff.
+pub(super) fn batch_norm_inference<const D: usize>(
+    s: ChannelShape,
+    x: &Tensor<D>,
+    [gamma, beta, mean, var]: [&Tensor<1>; 4],
+    epsilon: f64,
+    silu: bool,
+) -> Option<Tensor<D>> {
+    let x = flex_of(x)?;
+    let [gamma, beta, mean, var] = [gamma, beta, mean, var].map(flex_of);
+    let (a, b) = batch_norm::affine_coefficients(
+        values(&gamma?),
+        values(&beta?),
+        values(&mean?),
+        values(&var?),
+        epsilon,
+    );
+    let y = batch_norm::normalise(&s, values(&x), &a, &b, silu);
+    let dims = x.layout().shape().to_vec();
+    Some(Tensor::from_primitive::<Flex>(tensor_of(y, &dims)))
+}
+
+/// Batch normalisation with the batch's statistics (training), then SiLU with `silu`, on
+/// flex with autodiff; returns the output and the batch's mean and biased variance per
+/// channel (for the running statistics), or `None` when the tensors are not all f32
+/// autodiff tensors on flex.
+pub(super) fn batch_norm_train<const D: usize>(
+    s: ChannelShape,
+    x: &Tensor<D>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    epsilon: f64,
+    silu: bool,
+) -> Option<(Tensor<D>, Vec<f32>, Vec<f32>)> {
+    let dims = x.dims().to_vec();
+    let (x, g, b) = (autodiff_of(x)?, autodiff_of(gamma)?, autodiff_of(beta)?);
+    let (xs, gs, bs) = (contiguous(&x), contiguous(&g), contiguous(&b));
+    let (mean, var) = batch_norm::statistics(&s, values(&xs));
+    let (a, shift) =
+        batch_norm::affine_coefficients(values(&gs), values(&bs), &mean, &var, epsilon);
+    let y = tensor_of(
+        batch_norm::normalise(&s, values(&xs), &a, &shift, silu),
+        &dims,
+    );
+    let inv_std = var
+        .iter()
+        .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
+        .collect();
+    let y = match BatchNormBackward
+        .prepare::<NoCheckpointing>([x.node(), g.node(), b.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(
+            BatchNormState {
+                shape: s,
+                silu,
+                dims,
+                x: xs,
+                gamma: gs,
+                beta: bs,
+                mean: mean.clone(),
+                inv_std,
+            },
+            y,
+        ),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Some((Tensor::from_primitive::<Autodiff<Flex>>(y), mean, var))
+}
+
+/// The autodiff node of [`batch_norm_train`]: parents `(x, γ, β)`.
+#[derive(Debug)]
+struct BatchNormBackward;
+
+#[derive(Clone, Debug)]
+struct BatchNormState {
+    shape: ChannelShape,
+    silu: bool,
+    dims: Vec<usize>,
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+}
+
+impl Backward<Flex, 3> for BatchNormBackward {
+    type State = BatchNormState;
+
+    fn backward(self, ops: Ops<BatchNormState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_g, node_b] = ops.parents;
+        let st = &ops.state;
+        // The output gradient becomes the input gradient in place.
+        let mut grad = into_values(grads.consume::<Flex>(&ops.node));
+        let (dg, db) = batch_norm::backward(
+            &st.shape,
+            values(&st.x),
+            values(&st.gamma),
+            values(&st.beta),
+            &st.mean,
+            &st.inv_std,
+            &mut grad,
+            st.silu,
+        );
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, tensor_of(grad, &st.dims));
+        }
+        if let Some(node) = node_g {
+            grads.register::<Flex>(node.id, tensor_of(dg, &[st.shape.channels]));
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, tensor_of(db, &[st.shape.channels]));
         }
     }
 }
@@ -538,6 +727,86 @@ impl Backward<Flex, 2> for BernoulliBackward {
         }
         if let (Some(node), Some(dx)) = (node_x, dx) {
             grads.register::<Flex>(node.id, tensor_of(dx, &dims));
+        }
+    }
+}
+
+/// The exponential linear unit on flex; `None` when `x` is not an f32 flex tensor (plain
+/// or autodiff).
+pub(super) fn elu<const D: usize>(x: &Tensor<D>, alpha: f32) -> Option<Tensor<D>> {
+    let dims = x.dims().to_vec();
+    if let Some(x) = flex_of(x) {
+        let y = elu_kernel::forward(values(&x), alpha);
+        return Some(Tensor::from_primitive::<Flex>(tensor_of(y, &dims)));
+    }
+    let x = autodiff_of(x)?;
+    let y = tensor_of(elu_kernel::forward(values(&contiguous(&x)), alpha), &dims);
+    let y = match EluBackward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((y.clone(), alpha), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(y))
+}
+
+/// The autodiff node of [`elu`]; its state is the output and `α`.
+#[derive(Debug)]
+struct EluBackward;
+
+impl Backward<Flex, 1> for EluBackward {
+    type State = (FlexTensor, f32);
+
+    fn backward(self, ops: Ops<(FlexTensor, f32), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let (y, alpha) = &ops.state;
+        let dims = y.layout().shape().to_vec();
+        let mut grad = into_values(grads.consume::<Flex>(&ops.node));
+        if let Some(node) = node {
+            elu_kernel::backward(&mut grad, values(y), *alpha);
+            grads.register::<Flex>(node.id, tensor_of(grad, &dims));
+        }
+    }
+}
+
+/// The hyperbolic tangent on flex; `None` when `x` is not an f32 flex tensor (plain or
+/// autodiff).
+pub(super) fn tanh<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
+    let dims = x.dims().to_vec();
+    if let Some(x) = flex_of(x) {
+        let y = tanh_kernel::forward(values(&x));
+        return Some(Tensor::from_primitive::<Flex>(tensor_of(y, &dims)));
+    }
+    let x = autodiff_of(x)?;
+    let y = tensor_of(tanh_kernel::forward(values(&contiguous(&x))), &dims);
+    let y = match TanhBackward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(y))
+}
+
+/// The autodiff node of [`tanh`]; its state is the output.
+#[derive(Debug)]
+struct TanhBackward;
+
+impl Backward<Flex, 1> for TanhBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let y = &ops.state;
+        let dims = y.layout().shape().to_vec();
+        let mut grad = into_values(grads.consume::<Flex>(&ops.node));
+        if let Some(node) = node {
+            tanh_kernel::backward(&mut grad, values(y));
+            grads.register::<Flex>(node.id, tensor_of(grad, &dims));
         }
     }
 }

@@ -52,6 +52,8 @@ mod allocator;
 mod run;
 // The kernels run on flex only; without it every function below is its fallback.
 #[cfg(feature = "flex")]
+mod batch_norm;
+#[cfg(feature = "flex")]
 mod bernoulli;
 #[cfg(feature = "flex")]
 mod channels_last;
@@ -59,6 +61,10 @@ mod channels_last;
 mod conv;
 #[cfg(feature = "flex")]
 mod conv2d;
+#[cfg(feature = "flex")]
+mod depthwise;
+#[cfg(feature = "flex")]
+mod elu;
 #[cfg(feature = "flex")]
 mod fast_math;
 #[cfg(feature = "flex")]
@@ -78,6 +84,8 @@ mod scratch;
 #[cfg(feature = "flex")]
 mod sums;
 #[cfg(feature = "flex")]
+mod tanh;
+#[cfg(feature = "flex")]
 mod transpose;
 #[cfg(feature = "flex")]
 mod uninit;
@@ -91,18 +99,32 @@ pub use allocator::retain_freed_memory;
 pub use run::Run;
 
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
-use burn::nn::{GroupNorm, Linear};
+use burn::nn::{BatchNorm, GroupNorm, Linear};
 use burn::tensor::{Tensor, activation};
 
 // What only the flex paths below use.
 #[cfg(feature = "flex")]
-use {burn::nn::PaddingConfig2d, conv::ConvShape, group_norm::GroupShape};
+use {
+    batch_norm::ChannelShape, burn::nn::PaddingConfig2d, conv::ConvShape,
+    depthwise::DepthwiseShape, group_norm::GroupShape,
+};
 
 /// `conv.forward(x)`: the convolution of `x` (`[batch, C_in, H, W]`) by `conv`'s weights.
 ///
 /// # Panics
 /// Where `conv.forward` would (an input whose channel count is not the convolution's).
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(shape) = depthwise_shape(conv, &x)
+        && let Some(y) = flex::depthwise_conv(
+            shape,
+            &x,
+            &conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()),
+        )
+    {
+        return y;
+    }
     #[cfg(feature = "flex")]
     if let Some(shape) = conv_shape(conv, &x)
         && let Some(y) = flex::conv(
@@ -234,6 +256,54 @@ pub fn group_norm_silu<const D: usize>(norm: &GroupNorm, x: Tensor<D>) -> Tensor
     activation::silu(norm.forward(x))
 }
 
+/// `norm.forward(x)`: batch normalisation of `x` (`[batch, channels, …]`), with the
+/// batch's statistics on an autodiff device in training mode (updating the running
+/// statistics as burn's `BatchNorm` does) and with the running statistics otherwise.
+///
+/// # Panics
+/// Where `norm.forward` would.
+pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = fused_batch_norm(norm, &x, false) {
+        return y;
+    }
+    norm.forward(x)
+}
+
+/// `silu(norm.forward(x))` in one pass: batch normalisation (as [`batch_norm`]) followed
+/// by `silu(u) = u σ(u)`, the pre-activation of NVAE's residual cells.
+///
+/// # Panics
+/// Where `norm.forward` would.
+pub fn batch_norm_silu<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = fused_batch_norm(norm, &x, true) {
+        return y;
+    }
+    activation::silu(norm.forward(x))
+}
+
+/// `activation::elu(x, alpha)`: `x` where positive, `α (eˣ − 1)` elsewhere, in one
+/// parallel pass on flex.
+pub fn elu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if alpha > 0.0
+        && let Some(y) = flex::elu(&x, alpha as f32)
+    {
+        return y;
+    }
+    activation::elu(x, alpha)
+}
+
+/// `x.tanh()`: the hyperbolic tangent, in one parallel pass on flex.
+pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = flex::tanh(&x) {
+        return y;
+    }
+    x.tanh()
+}
+
 /// `log p(x | l) = Σ_i x_i l_i − softplus(l_i)` per row of `[batch, n]` logits and data, in
 /// one parallel pass on flex, with its own autodiff node; `None` where the kernel does not
 /// apply (another device, shapes that differ or are empty), for the caller to compose the
@@ -270,6 +340,98 @@ fn fused_group_norm<const D: usize>(
     let gamma = norm.gamma.as_ref()?.val();
     let beta = norm.beta.as_ref()?.val();
     flex::group_norm(shape, x, &gamma, &beta, norm.epsilon, silu)
+}
+
+/// [`batch_norm`] (then SiLU with `silu`) by the flex kernels, in training mode (the
+/// batch's statistics, and the running statistics updated from them) or in inference mode
+/// (the running statistics), as `norm.forward` chooses; `None` where they do not apply.
+#[cfg(feature = "flex")]
+fn fused_batch_norm<const D: usize>(
+    norm: &BatchNorm,
+    x: &Tensor<D>,
+    silu: bool,
+) -> Option<Tensor<D>> {
+    let dims = x.dims();
+    let channels = norm.gamma.dims()[0];
+    if D < 2 || dims[1] != channels {
+        return None;
+    }
+    let shape = ChannelShape {
+        batch: dims[0],
+        channels,
+        pixels: dims[2..].iter().product(),
+    };
+    if shape.batch == 0 || shape.pixels == 0 {
+        return None;
+    }
+    let device = x.device();
+    if !(device.is_autodiff() && norm.training.is_enabled()) {
+        let mean = norm.running_mean.value().to_device(&device);
+        let var = norm.running_var.value().to_device(&device);
+        let params = [&norm.gamma.val(), &norm.beta.val(), &mean, &var];
+        return flex::batch_norm_inference(shape, x, params, norm.epsilon, silu);
+    }
+    let (y, mean, var) = flex::batch_norm_train(
+        shape,
+        x,
+        &norm.gamma.val(),
+        &norm.beta.val(),
+        norm.epsilon,
+        silu,
+    )?;
+    // The running statistics as burn's `BatchNorm::forward` updates them (biased variance).
+    let m = norm.momentum;
+    let batch_mean = Tensor::<1>::from_floats(mean.as_slice(), &device);
+    let batch_var = Tensor::<1>::from_floats(var.as_slice(), &device);
+    let running_mean = norm.running_mean.value_sync().to_device(&device);
+    let running_var = norm.running_var.value_sync().to_device(&device);
+    norm.running_mean.update(
+        running_mean
+            .mul_scalar(1.0 - m)
+            .add(batch_mean.mul_scalar(m))
+            .detach(),
+    );
+    norm.running_var.update(
+        running_var
+            .mul_scalar(1.0 - m)
+            .add(batch_var.mul_scalar(m))
+            .detach(),
+    );
+    Some(y)
+}
+
+/// The depthwise kernel's shape of `conv` applied to `x` (one filter per channel, stride
+/// 1, no dilation, explicit padding of at most `k − 1`), or `None` where it does not apply.
+#[cfg(feature = "flex")]
+fn depthwise_shape(conv: &Conv2d, x: &Tensor<4>) -> Option<DepthwiseShape> {
+    let [batch, channels, h_in, w_in] = x.dims();
+    let [c_out, per_group, kh, kw] = conv.weight.dims();
+    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
+        return None;
+    };
+    let depthwise = conv.groups == channels && c_out == channels && per_group == 1;
+    if !depthwise
+        || conv.groups == 1
+        || conv.stride != [1, 1]
+        || conv.dilation != [1, 1]
+        || batch == 0
+        || h_in == 0
+        || w_in == 0
+        || [top, bottom].iter().any(|&p| p >= kh)
+        || [left, right].iter().any(|&p| p >= kw)
+        || h_in + top + bottom < kh
+        || w_in + left + right < kw
+    {
+        return None;
+    }
+    Some(DepthwiseShape {
+        batch,
+        channels,
+        h_in,
+        w_in,
+        kernel: [kh, kw],
+        pad: [top, left, bottom, right],
+    })
 }
 
 /// The kernels' shape of `conv` applied to `x`, or `None` where they do not apply.

@@ -17,7 +17,7 @@
 //! ```
 
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
-use burn::nn::{GroupNorm, Linear};
+use burn::nn::{BatchNorm, GroupNorm, Linear};
 use burn::tensor::Tensor;
 
 /// A burn layer that this crate can run: `run` is the layer's `forward`, on the fastest
@@ -79,5 +79,18 @@ impl<const D: usize> Run<Tensor<D>> for GroupNorm {
 
     fn run(&self, x: Tensor<D>) -> Tensor<D> {
         crate::group_norm(self, x)
+    }
+}
+
+/// Batch normalisation ([`crate::batch_norm`]).
+///
+/// # Shapes
+/// - `x`: `[batch, channels, ...]`
+/// - output: the same
+impl<const D: usize> Run<Tensor<D>> for BatchNorm {
+    type Output = Tensor<D>;
+
+    fn run(&self, x: Tensor<D>) -> Tensor<D> {
+        crate::batch_norm(self, x)
     }
 }

@@ -11,7 +11,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
-use burn::nn::{GroupNormConfig, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNormConfig, GroupNormConfig, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Distribution, Tensor, activation};
 use flex_kernels as kernels;
 
@@ -319,6 +319,223 @@ fn group_norm_values_and_gradients_match_burn() {
             assert_close(&format!("{what}: output, no autodiff"), &fast, &reference);
         }
     }
+}
+
+/// Depthwise convolutions (one 5×5 or 3×3 filter per channel, NVAE's decoder cells) against
+/// burn's grouped `Conv2d::forward`: values and the gradients of the input, the filters and
+/// the bias, with and without autodiff; a channel multiplier of 2, a stride of 2 and
+/// padding past `k − 1` are not the kernel's and fall back to burn.
+#[test]
+fn depthwise_conv2d_values_and_gradients_match_burn() {
+    let device = device().autodiff();
+    // (input, channels out, kernel, stride, padding, bias)
+    let cases: [ConvCase; 6] = [
+        (
+            [3, 6, 14, 14],
+            6,
+            [5, 5],
+            [1, 1],
+            PaddingConfig2d::Explicit(2, 2, 2, 2),
+            true,
+        ),
+        (
+            [2, 5, 7, 9],
+            5,
+            [3, 3],
+            [1, 1],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            false,
+        ),
+        (
+            [2, 4, 6, 5],
+            4,
+            [3, 2],
+            [1, 1],
+            PaddingConfig2d::Explicit(0, 1, 2, 0),
+            true,
+        ),
+        (
+            [2, 3, 6, 6],
+            6,
+            [3, 3],
+            [1, 1],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            true,
+        ),
+        (
+            [2, 3, 8, 8],
+            3,
+            [3, 3],
+            [2, 2],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            true,
+        ),
+        (
+            [1, 2, 5, 5],
+            2,
+            [3, 3],
+            [1, 1],
+            PaddingConfig2d::Explicit(3, 3, 3, 3),
+            true,
+        ),
+    ];
+    for (i, (dims, c_out, kernel, stride, padding, bias)) in cases.into_iter().enumerate() {
+        let conv = Conv2dConfig::new([dims[1], c_out], kernel)
+            .with_groups(dims[1])
+            .with_stride(stride)
+            .with_padding(padding)
+            .with_bias(bias)
+            .init(&device);
+        let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device).require_grad();
+        assert_layer_matches(
+            &format!("case {i}: depthwise conv2d"),
+            &x,
+            kernels::conv2d(&conv, x.clone()),
+            conv.forward(x.clone()),
+            &conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()).as_ref(),
+        );
+        let conv = conv.valid();
+        let x = x.inner();
+        assert_close(
+            &format!("case {i}: depthwise conv2d output, no autodiff"),
+            &kernels::conv2d(&conv, x.clone()),
+            &conv.forward(x),
+        );
+    }
+}
+
+/// Batch normalisation, alone and followed by SiLU, against burn's `BatchNorm::forward`
+/// (then `silu`): in training mode the output, the gradients of the input, γ and β, and the
+/// running statistics after two batches; in inference mode (`valid()`) the output from
+/// those running statistics. 4-D maps, and a 2-D input (one value per channel per row).
+#[test]
+fn batch_norm_values_gradients_and_running_statistics_match_burn() {
+    let device = device().autodiff();
+    for (i, dims) in [vec![4, 6, 5, 3], vec![7, 5]].into_iter().enumerate() {
+        for silu in [false, true] {
+            let what = format!("case {i}, silu {silu}");
+            let channels = dims[1];
+            let ramp = |offset: f32| {
+                let values: Vec<f32> = (0..channels).map(|c| offset + 0.3 * c as f32).collect();
+                Param::from_tensor(Tensor::<1>::from_floats(values.as_slice(), &device))
+            };
+            // Two modules with the same parameters and their own running statistics.
+            let make = || {
+                let mut norm = BatchNormConfig::new(channels)
+                    .with_momentum(0.3)
+                    .init(&device);
+                norm.gamma = ramp(0.5);
+                norm.beta = ramp(-1.0);
+                norm
+            };
+            let (fast, reference) = (make(), make());
+            let run = |norm: &burn::nn::BatchNorm, x: Tensor<3>, kernel: bool| match (kernel, silu)
+            {
+                (true, false) => kernels::batch_norm(norm, x),
+                (true, true) => kernels::batch_norm_silu(norm, x),
+                (false, false) => norm.forward(x),
+                (false, true) => activation::silu(norm.forward(x)),
+            };
+            let shape = [dims[0], channels, dims[2..].iter().product()];
+            for batch in 0..2 {
+                let x = Tensor::<3>::random(
+                    shape,
+                    Distribution::Normal(0.5 + batch as f64, 2.0),
+                    &device,
+                )
+                .require_grad();
+                let y_fast = run(&fast, x.clone(), true);
+                let y_ref = run(&reference, x.clone(), false);
+                assert_close(&format!("{what}, batch {batch}: output"), &y_fast, &y_ref);
+                let r = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+                let g_fast = (y_fast * r.clone()).sum().backward();
+                let g_ref = (y_ref * r).sum().backward();
+                assert_close(
+                    &format!("{what}: dx"),
+                    &x.grad(&g_fast).unwrap(),
+                    &x.grad(&g_ref).unwrap(),
+                );
+                for (name, f, r) in [
+                    ("dγ", &fast.gamma, &reference.gamma),
+                    ("dβ", &fast.beta, &reference.beta),
+                ] {
+                    assert_close(
+                        &format!("{what}: {name}"),
+                        &f.val().grad(&g_fast).unwrap(),
+                        &r.val().grad(&g_ref).unwrap(),
+                    );
+                }
+            }
+            assert_close(
+                &format!("{what}: running mean"),
+                &fast.running_mean.value(),
+                &reference.running_mean.value(),
+            );
+            assert_close(
+                &format!("{what}: running variance"),
+                &fast.running_var.value(),
+                &reference.running_var.value(),
+            );
+            let (fast, reference) = (fast.valid(), reference.valid());
+            let x = Tensor::<3>::random(
+                shape,
+                Distribution::Normal(1.0, 2.0),
+                &device.clone().inner(),
+            );
+            assert_close(
+                &format!("{what}: output in inference"),
+                &run(&fast, x.clone(), true),
+                &run(&reference, x, false),
+            );
+        }
+    }
+}
+
+/// ELU against burn's `activation::elu`: values and the input's gradient, with and without
+/// autodiff, for α = 1 (NVAE's) and 0.5.
+#[test]
+fn elu_values_and_gradient_match_burn() {
+    let device = device().autodiff();
+    for alpha in [1.0, 0.5] {
+        let x =
+            Tensor::<3>::random([3, 7, 11], Distribution::Normal(0.0, 3.0), &device).require_grad();
+        let (fast, reference) = (
+            kernels::elu(x.clone(), alpha),
+            activation::elu(x.clone(), alpha),
+        );
+        assert_close(&format!("α {alpha}: output"), &fast, &reference);
+        let r = Tensor::<3>::random([3, 7, 11], Distribution::Normal(0.0, 1.0), &device);
+        let g_fast = (fast * r.clone()).sum().backward();
+        let g_ref = (reference * r).sum().backward();
+        assert_close(
+            &format!("α {alpha}: dx"),
+            &x.grad(&g_fast).unwrap(),
+            &x.grad(&g_ref).unwrap(),
+        );
+        let x = x.inner();
+        assert_close(
+            &format!("α {alpha}: output, no autodiff"),
+            &kernels::elu(x.clone(), alpha),
+            &activation::elu(x, alpha),
+        );
+    }
+}
+
+/// tanh against burn's `Tensor::tanh`: values and the input's gradient, with and without
+/// autodiff.
+#[test]
+fn tanh_values_and_gradient_match_burn() {
+    let device = device().autodiff();
+    let x = Tensor::<3>::random([3, 7, 11], Distribution::Normal(0.0, 3.0), &device).require_grad();
+    let (fast, reference) = (kernels::tanh(x.clone()), x.clone().tanh());
+    assert_close("output", &fast, &reference);
+    let r = Tensor::<3>::random([3, 7, 11], Distribution::Normal(0.0, 1.0), &device);
+    let g_fast = (fast * r.clone()).sum().backward();
+    let g_ref = (reference * r).sum().backward();
+    assert_close("dx", &x.grad(&g_fast).unwrap(), &x.grad(&g_ref).unwrap());
+    let x = x.inner();
+    assert_close("output, no autodiff", &kernels::tanh(x.clone()), &x.tanh());
 }
 
 /// A linear layer against burn's `Linear::forward`, with a bias on a rank-2 input and

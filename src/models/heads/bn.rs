@@ -38,7 +38,25 @@ pub enum BnScale {
     /// ```
     /// (Jensen on `−log`). The aggregated posterior then has unit variance per dimension,
     /// matching the prior, and `γ_μ² ≥ τ` bounds the mean's share from below.
+    ///
+    /// Centring `σ̃` forces the standard deviations of the examples below the batch mean
+    /// through 0, where `−½ log σ²` is unbounded: the KL then swings with the batch (see
+    /// docs/results.md, "BN-VAE's learned split"); [`BnScale::LearnedSplitRms`] avoids it.
     LearnedSplit(f64),
+    /// Su's learned split with the standard deviation kept positive and scaled by its
+    /// batch root mean square instead of centred (this crate's variant):
+    ///
+    /// # Formula
+    /// ```text
+    /// μ = γ_μ · BN(μ̃),   σ = γ_σ · s₊ / √(E_batch[s₊²]),   s₊ = softplus(s̃)
+    /// ```
+    /// with `γ_μ, γ_σ` as in [`BnScale::LearnedSplit`]. `E_batch[σ²] = γ_σ²` still holds, so
+    /// the prior-matching identity `E[μ²] + E[σ²] = 1` and the floor
+    /// `−½ Σ_d log γ_σ,d²` are Su's, but no example's `σ` is pushed to 0 by the
+    /// normalisation. The root mean square is BN's scale of the symmetrised batch
+    /// `[s₊; −s₊]` (mean exactly 0, variance `E[s₊²]`), so training uses the batch's and
+    /// inference the running value, like every BN here.
+    LearnedSplitRms(f64),
 }
 
 impl BnScale {
@@ -46,12 +64,16 @@ impl BnScale {
     pub fn validate(&self) -> crate::Result<()> {
         match *self {
             BnScale::Fixed(gamma) => crate::error::ensure_positive("gamma", gamma),
-            BnScale::LearnedSplit(tau) if !(tau > 0.0 && tau < 1.0) => Err(Error::config(
-                "tau",
-                tau,
-                "a number strictly between 0 and 1",
-            )),
-            BnScale::LearnedSplit(_) => Ok(()),
+            BnScale::LearnedSplit(tau) | BnScale::LearnedSplitRms(tau)
+                if !(tau > 0.0 && tau < 1.0) =>
+            {
+                Err(Error::config(
+                    "tau",
+                    tau,
+                    "a number strictly between 0 and 1",
+                ))
+            }
+            BnScale::LearnedSplit(_) | BnScale::LearnedSplitRms(_) => Ok(()),
         }
     }
 }
@@ -72,12 +94,15 @@ pub(crate) fn check_batch_statistics(momentum: f64, epsilon: f64) -> crate::Resu
 pub struct BnGaussianHead {
     /// Features → raw mean `μ̃`.
     pub mean: Linear,
-    /// Features → raw log-variance (fixed γ) or raw standard deviation (learned split).
+    /// Features → raw log-variance (fixed γ) or raw standard deviation (learned splits).
     pub second: Linear,
     /// Normalises the raw mean (affine parameters frozen at 1 and 0).
     pub mean_norm: BatchNorm,
-    /// Normalises the raw standard deviation (learned split only).
+    /// Normalises the raw standard deviation (Su's learned split only).
     pub std_norm: Option<BatchNorm>,
+    /// Holds the root mean square of the positive standard deviation as the scale of the
+    /// symmetrised batch (the RMS variant of the learned split only).
+    pub rms_norm: Option<BatchNorm>,
     /// Learned shift `β` of the mean (fixed γ only).
     pub shift: Option<Param<Tensor<1>>>,
     /// Learned `θ` per dimension (learned split only).
@@ -121,15 +146,19 @@ impl BnGaussianHead {
             bn
         };
         let learned = |value: f64| Param::from_tensor(Tensor::full([n], value, device));
-        let (std_norm, shift, theta, gamma, tau) = match scale {
-            BnScale::Fixed(gamma) => (None, Some(learned(0.0)), None, gamma, 0.0),
-            BnScale::LearnedSplit(tau) => (Some(norm()), None, Some(learned(0.0)), 0.0, tau),
+        let (std_norm, rms_norm, shift, theta, gamma, tau) = match scale {
+            BnScale::Fixed(gamma) => (None, None, Some(learned(0.0)), None, gamma, 0.0),
+            BnScale::LearnedSplit(tau) => (Some(norm()), None, None, Some(learned(0.0)), 0.0, tau),
+            BnScale::LearnedSplitRms(tau) => {
+                (None, Some(norm()), None, Some(learned(0.0)), 0.0, tau)
+            }
         };
         Ok(Self {
             mean: LinearConfig::new(d_features, n).init(device),
             second: LinearConfig::new(d_features, n).init(device),
             mean_norm: norm(),
             std_norm,
+            rms_norm,
             shift,
             theta,
             latent_dim: n,
@@ -200,16 +229,28 @@ impl PosteriorHead for BnGaussianHead {
     fn posterior(&self, features: Tensor<2>) -> DiagNormal<2> {
         let (mean_raw, second) = self.raw(features);
         let n = self.latent_dim;
-        let normalised_mean = self.mean_norm.forward(mean_raw);
-        match (&self.std_norm, &self.shift) {
-            (Some(std_norm), _) => {
+        let normalised_mean = self.mean_norm.run(mean_raw);
+        match (&self.std_norm, &self.rms_norm, &self.shift) {
+            (Some(std_norm), _, _) => {
                 let (gamma_mu, gamma_sigma) = self.scales();
                 let mean = normalised_mean * gamma_mu.reshape([1, n]);
-                let sigma = std_norm.forward(second) * gamma_sigma.reshape([1, n]);
+                let sigma = std_norm.run(second) * gamma_sigma.reshape([1, n]);
                 let log_var = sigma.powi_scalar(2).add_scalar(MIN_VARIANCE).log();
                 DiagNormal::new(mean, log_var).expect("halves share a shape")
             }
-            (None, shift) => {
+            (None, Some(rms_norm), _) => {
+                let (gamma_mu, gamma_sigma) = self.scales();
+                let mean = normalised_mean * gamma_mu.reshape([1, n]);
+                let batch = second.dims()[0];
+                let positive = activation::softplus(second, 1.0);
+                // BN of [s₊; −s₊]: mean 0, variance E[s₊²], so its first half is s₊ / RMS.
+                let symmetric = Tensor::cat(vec![positive.clone(), positive.neg()], 0);
+                let scaled = rms_norm.run(symmetric).narrow(0, 0, batch);
+                let sigma = scaled * gamma_sigma.reshape([1, n]);
+                let log_var = sigma.powi_scalar(2).add_scalar(MIN_VARIANCE).log();
+                DiagNormal::new(mean, log_var).expect("halves share a shape")
+            }
+            (None, None, shift) => {
                 let mut mean = normalised_mean.mul_scalar(self.gamma);
                 if let Some(beta) = shift {
                     mean = mean + beta.val().reshape([1, n]);

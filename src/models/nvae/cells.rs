@@ -125,8 +125,8 @@ impl EncoderCell {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y = self
             .conv1
-            .forward(activation::silu(self.bn1.forward(x.clone())));
-        let y = self.conv2.forward(activation::silu(self.bn2.forward(y)));
+            .forward(kernels::batch_norm_silu(&self.bn1, x.clone()));
+        let y = self.conv2.forward(kernels::batch_norm_silu(&self.bn2, y));
         let y = self.se.forward(y);
         let skip = match &self.skip {
             Some(skip) => skip.forward(x),
@@ -208,12 +208,12 @@ impl DecoderCell {
         } else {
             x
         };
-        let y = self.expand.forward(self.bn0.forward(x.clone()));
+        let y = self.expand.forward(self.bn0.run(x.clone()));
         let y = self
             .depthwise
-            .forward(activation::silu(self.bn1.forward(y)));
-        let y = self.project.forward(activation::silu(self.bn2.forward(y)));
-        let y = self.se.forward(self.bn3.forward(y));
+            .forward(kernels::batch_norm_silu(&self.bn1, y));
+        let y = self.project.forward(kernels::batch_norm_silu(&self.bn2, y));
+        let y = self.se.forward(self.bn3.run(y));
         let skip = match &self.skip {
             Some(skip) => skip.forward(x),
             None => x,

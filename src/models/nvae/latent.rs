@@ -13,7 +13,7 @@ pub const SOFT_CLAMP: f64 = 5.0;
 /// `c · tanh(x / c)` with `c = 5`: NVAE's soft clamp, which keeps means and log-scales in
 /// `(−5, 5)` (so `σ ∈ (e⁻⁵, e⁵)`) while staying smooth and close to the identity near 0.
 pub fn soft_clamp(x: Tensor<4>) -> Tensor<4> {
-    x.div_scalar(SOFT_CLAMP).tanh().mul_scalar(SOFT_CLAMP)
+    crate::kernels::tanh(x.div_scalar(SOFT_CLAMP)).mul_scalar(SOFT_CLAMP)
 }
 
 /// Splits a `[b, 2Z, h, w]` map into its first `Z` channels and its last `Z` channels,

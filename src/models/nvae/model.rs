@@ -3,7 +3,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::BatchNorm;
-use burn::tensor::{Device, Distribution as TensorDistribution, Tensor, activation};
+use burn::tensor::{Device, Distribution as TensorDistribution, Tensor};
 
 use super::cells::{BN_MOMENTUM, DecoderCell, EncoderCell, conv};
 use super::config::NvaeConfig;
@@ -12,6 +12,7 @@ use super::latent::{normal, residual_normal, split_params, with_temperature};
 use crate::Result;
 use crate::distributions::{DiagNormal, ImageLikelihood};
 use crate::error::Error;
+use crate::kernels;
 use crate::nn::SpectralConv2d;
 use crate::objective::ElboTerms;
 use crate::traits::{Distribution, KlDivergence, LatentVariableModel};
@@ -254,8 +255,7 @@ impl Nvae {
                     )?
                 }
                 Some(head) => {
-                    let (mu, log_sigma) =
-                        split_params(head.forward(activation::elu(s.clone(), 1.0)))?;
+                    let (mu, log_sigma) = split_params(head.forward(kernels::elu(s.clone(), 1.0)))?;
                     normal(mu, log_sigma)?
                 }
             };
@@ -263,8 +263,8 @@ impl Nvae {
                 Some(features) => {
                     let f = features[l].clone();
                     let posterior = if l == 0 {
-                        let f = activation::elu(f, 1.0);
-                        let f = activation::elu(group.encoder_combiner.forward(f), 1.0);
+                        let f = kernels::elu(f, 1.0);
+                        let f = kernels::elu(group.encoder_combiner.forward(f), 1.0);
                         let (mu, log_sigma) = split_params(group.posterior_head.forward(f))?;
                         normal(mu, log_sigma)?
                     } else {
@@ -290,8 +290,34 @@ impl Nvae {
         for cell in &self.postprocess {
             s = cell.forward(s);
         }
-        let params = self.image_head.forward(activation::elu(s, 1.0));
+        let params = self.image_head.forward(kernels::elu(s, 1.0));
         Ok((params, draws))
+    }
+
+    /// `log w_j = log p(x, z_j) − log q(z_j | x)` for `k` draws per example from the
+    /// bottom-up `features` of `x` (the tower is deterministic: its features are repeated,
+    /// not recomputed), shape `[batch, k]`.
+    fn log_weights_given_features(
+        &self,
+        x: &Tensor<2>,
+        features: &[Tensor<4>],
+        k: usize,
+    ) -> Result<Tensor<2>> {
+        let batch = x.dims()[0];
+        let repeated: Vec<Tensor<4>> = features
+            .iter()
+            .map(|f| f.clone().repeat_dim(0, k))
+            .collect();
+        let (params, draws) = self.top_down(Some(&repeated), batch * k, 1.0, &x.device())?;
+        let mut log_w = self
+            .likelihood(params)?
+            .log_prob(&x.clone().repeat_dim(0, k));
+        for d in &draws {
+            let q = d.posterior.as_ref().expect("posterior pass draws from q");
+            log_w = log_w + d.prior.log_prob(&d.z) - q.log_prob(&d.z);
+        }
+        // Row j·B + i is sample j of example i.
+        Ok(log_w.reshape([k, batch]).transpose())
     }
 
     /// `p(x | z)` from the image head's output: Bernoulli logits or the logistic mixture's
@@ -481,24 +507,30 @@ impl LatentVariableModel for Nvae {
     fn log_importance_weights(&self, x: &Tensor<2>, k: usize) -> Result<Tensor<2>> {
         self.check_input(x)?;
         crate::error::ensure_samples(k)?;
-        let batch = x.dims()[0];
-        let images = self.images(x);
-        // The bottom-up pass is deterministic: run it once, then repeat its features.
-        let features: Vec<Tensor<4>> = self
-            .bottom_up(images)
-            .into_iter()
-            .map(|f| f.repeat_dim(0, k))
-            .collect();
-        let (params, draws) = self.top_down(Some(&features), batch * k, 1.0, &x.device())?;
-        let mut log_w = self
-            .likelihood(params)?
-            .log_prob(&x.clone().repeat_dim(0, k));
-        for d in &draws {
-            let q = d.posterior.as_ref().expect("posterior pass draws from q");
-            log_w = log_w + d.prior.log_prob(&d.z) - q.log_prob(&d.z);
+        let features = self.bottom_up(self.images(x));
+        self.log_weights_given_features(x, &features, k)
+    }
+
+    /// Runs the bottom-up tower once for the whole batch, then one top-down pass of `s`
+    /// draws per example for each chunk: the deterministic encoder is not recomputed.
+    fn visit_log_importance_weights(
+        &self,
+        x: &Tensor<2>,
+        k: usize,
+        chunk: usize,
+        visit: &mut dyn FnMut(Tensor<2>) -> Result<()>,
+    ) -> Result<()> {
+        self.check_input(x)?;
+        crate::error::ensure_samples(k)?;
+        crate::error::ensure_nonzero("sample_chunk", chunk)?;
+        let features = self.bottom_up(self.images(x));
+        let mut done = 0;
+        while done < k {
+            let s = chunk.min(k - done);
+            visit(self.log_weights_given_features(x, &features, s)?)?;
+            done += s;
         }
-        // Row j·B + i is sample j of example i.
-        Ok(log_w.reshape([k, batch]).transpose())
+        Ok(())
     }
 
     fn penalty(&self) -> Option<Tensor<1>> {
