@@ -26,7 +26,7 @@ use elbo::LatentVariableModel;
 use elbo::models::ddpm::DdpmConfig;
 use elbo::models::nvae::NvaeConfig;
 use elbo::models::{ConvVaeConfig, GaussianVaeConfig};
-use elbo::objective::{LikelihoodConfig, log_likelihood};
+use elbo::objective::{LikelihoodConfig, log_likelihood, log_likelihood_parallel};
 
 /// The row names a run may be limited to (see the module docs).
 const ROW_NAMES: [&str; 7] = [
@@ -158,7 +158,8 @@ fn main() {
     }
 
     if runs("nvae-eval") {
-        // As examples/nvae.rs evaluates: K = 1000 in passes of 2 images × 100 draws.
+        // As examples/nvae.rs evaluates: K = 1000 in passes of 2 images × 100 draws, two
+        // passes at a time.
         let n = 10;
         let x = mnist_binary_test(&device, n);
         let model = NvaeConfig::mnist_small().init(&device).unwrap().valid();
@@ -166,7 +167,7 @@ fn main() {
             .with_example_chunk(2)
             .with_sample_chunk(100);
         let seconds = median_seconds(1, 3, || {
-            log_likelihood(&model, &x, &config).unwrap();
+            log_likelihood_parallel(&model, &x, &config, 2).unwrap();
         });
         rows.push(Row {
             workload: "same, importance-sampled evaluation, K = 1000",

@@ -150,6 +150,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         &model,
         &x_test.narrow(0, 0, n_test),
         &LikelihoodConfig::new(args.k),
+        1,
         &args.out,
     )
 }

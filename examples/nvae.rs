@@ -64,6 +64,10 @@ struct Args {
     /// Test images the NLL is estimated on (the first N).
     #[arg(long, default_value_t = 2000)]
     test_count: usize,
+    /// Threads that evaluate passes at once (2 keeps both cores of a 2-core CPU busy; use 1
+    /// on a GPU).
+    #[arg(long, default_value_t = 2)]
+    eval_threads: usize,
     /// Fraction of the steps over which the KL weight warms up from 1e-4 to 1.
     #[arg(long, default_value_t = 0.3, value_parser = fraction)]
     warmup_fraction: f64,
@@ -187,9 +191,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 200 draws per pass (2 images × 100 samples): on 2 CPU cores the top-down tower's
-    // activations then stay in cache, 1.6× faster than the default 25 × 40 (docs/results.md).
+    // activations then stay in cache, 1.6× faster than the default 25 × 40; and
+    // `--eval-threads` passes at once (docs/results.md).
     let likelihood = LikelihoodConfig::new(args.k)
         .with_example_chunk(2)
         .with_sample_chunk(100);
-    common::report::report_nll(&model, &x_test, &likelihood, &args.out)
+    common::report::report_nll(&model, &x_test, &likelihood, args.eval_threads, &args.out)
 }

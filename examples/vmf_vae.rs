@@ -128,5 +128,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "wrote samples.png, reconstructions.png to {}",
         args.out.display()
     );
-    common::report::report_nll(&model, &x_test, &LikelihoodConfig::new(args.k), &args.out)
+    common::report::report_nll(
+        &model,
+        &x_test,
+        &LikelihoodConfig::new(args.k),
+        1,
+        &args.out,
+    )
 }

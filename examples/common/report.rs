@@ -6,7 +6,7 @@ use std::time::Instant;
 use burn::tensor::{Device, Tensor};
 use elbo::data::Images;
 use elbo::models::{BernoulliMlpDecoder, MlpEncoder, Vae};
-use elbo::objective::{LikelihoodConfig, elbo_estimate, log_likelihood};
+use elbo::objective::{LikelihoodConfig, elbo_estimate, log_likelihood_parallel};
 use elbo::{KlDivergence, LatentVariableModel, Posterior, PosteriorHead, Prior};
 
 /// An MLP VAE for binary images with any head and prior.
@@ -43,19 +43,21 @@ where
     Ok(x_test)
 }
 
-/// Estimates the test NLL by importance sampling (`config`: `K` and the chunks) and prints the timing
+/// Estimates the test NLL by importance sampling (`config`: `K` and the chunks; `threads`
+/// share the chunks of images) and prints the timing
 /// line and the final line `test NLL (K=<k>): <x> nats (± <se>)`. Each image's NLL goes
 /// to `<out>/test_nll.txt`, one per line in test-file order (for paired comparisons of two
 /// runs on the same images), written to a temporary name and renamed.
-pub fn report_nll<M: LatentVariableModel<Input = Tensor<2>>>(
+pub fn report_nll<M: LatentVariableModel<Input = Tensor<2>> + Sync>(
     model: &M,
     x_test: &Tensor<2>,
     config: &LikelihoodConfig,
+    threads: usize,
     out: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let k = config.k;
-    let ll = log_likelihood(model, x_test, config)?;
+    let ll = log_likelihood_parallel(model, x_test, config, threads)?;
     let seconds = started.elapsed().as_secs_f64();
     let n = x_test.dims()[0];
     println!(

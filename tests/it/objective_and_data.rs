@@ -215,3 +215,70 @@ fn dynamic_binarisation_draws_fresh_bernoulli_pixels() {
         .unwrap();
     assert!(g.iter().all(|&v| (v - 0.2).abs() < 1e-6));
 }
+
+/// A model with known log weights: `log w_ij = x_i − j` for draw `j` of example `i` (the
+/// draws counted within each call), so that every estimate is a closed form and no random
+/// stream is involved.
+struct KnownWeights;
+
+impl elbo::LatentVariableModel for KnownWeights {
+    type Input = Tensor<2>;
+
+    fn elbo(&self, x: &Tensor<2>) -> elbo::Result<ElboTerms> {
+        let [b, _] = x.dims();
+        Ok(ElboTerms {
+            reconstruction: x.clone().reshape([b]),
+            kl: vec![],
+            group_dims: vec![],
+        })
+    }
+
+    fn log_importance_weights(&self, x: &Tensor<2>, k: usize) -> elbo::Result<Tensor<2>> {
+        let [b, _] = x.dims();
+        let offsets: Vec<f32> = (0..k).map(|j| -(j as f32)).collect();
+        let offsets = Tensor::<1>::from_floats(offsets.as_slice(), &x.device());
+        Ok(x.clone().expand([b, k]) + offsets.reshape([1, k]))
+    }
+}
+
+/// `log_likelihood` and `log_likelihood_parallel` (2 and 3 threads taking chunks of 3
+/// examples in turns, 8 examples, so the shares differ in size) return the same estimates
+/// in the order of the examples: `x_i + log((1/K) Σ_{chunks} Σ_j e^{−j})` with the draws
+/// counted per sample chunk of 4 (K = 10: chunks of 4, 4, 2), to 1e-5 (f32 log weights).
+#[test]
+fn parallel_likelihood_keeps_the_examples_in_order() {
+    use elbo::objective::{LikelihoodConfig, log_likelihood, log_likelihood_parallel};
+    let device = common::device();
+    let values: Vec<f32> = (0..8).map(|i| (i as f32 * 1.7).sin() * 3.0).collect();
+    let x = Tensor::<2>::from_data(
+        burn::tensor::TensorData::new(values.clone(), [8, 1]),
+        &device,
+    );
+    let config = LikelihoodConfig::new(10)
+        .with_example_chunk(3)
+        .with_sample_chunk(4);
+    let per_call = |n: usize| (0..n).map(|j| (-(j as f64)).exp()).sum::<f64>();
+    let offset = ((2.0 * per_call(4) + per_call(2)) / 10.0).ln();
+    let sequential = log_likelihood(&KnownWeights, &x, &config).unwrap();
+    for threads in [1, 2, 3] {
+        let parallel = log_likelihood_parallel(&KnownWeights, &x, &config, threads).unwrap();
+        assert_eq!(parallel.per_example.len(), 8);
+        for (i, (&p, &s)) in parallel
+            .per_example
+            .iter()
+            .zip(&sequential.per_example)
+            .enumerate()
+        {
+            let want = values[i] as f64 + offset;
+            assert!(
+                (p - want).abs() < 1e-5,
+                "{threads} threads, example {i}: {p} vs {want}"
+            );
+            assert!(
+                (s - want).abs() < 1e-5,
+                "sequential, example {i}: {s} vs {want}"
+            );
+        }
+    }
+    assert!(log_likelihood_parallel(&KnownWeights, &x, &config, 0).is_err());
+}

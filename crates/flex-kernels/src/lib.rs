@@ -1,10 +1,10 @@
 //! # flex-kernels
 //!
 //! Fast CPU kernels for burn's flex backend, for the layers that convolutional and
-//! fully connected models spend their time in: 2-D convolution, transposed convolution,
-//! linear layers, group normalisation (optionally fused with SiLU), nearest-neighbour
-//! upsampling and the Bernoulli log-likelihood, each with its own autodiff node, and the
-//! Adam update ([`adam`]).
+//! fully connected models spend their time in: 2-D convolution (depthwise included),
+//! transposed convolution, linear layers, group and batch normalisation (optionally fused
+//! with SiLU), ELU, tanh, nearest-neighbour upsampling and the Bernoulli log-likelihood,
+//! each with its own autodiff node, and the Adam update ([`adam`]).
 //!
 //! On the flex device burn 0.22 runs a convolution's backward pass as a transposed
 //! convolution and a second convolution whose kernel is the whole output image, and a
@@ -21,8 +21,8 @@
 //!
 //! Every function falls back to the module's own `forward` where the kernels do not apply:
 //! on any other device (wgpu, CUDA), in a build without the `flex` feature, for another
-//! element type than f32, for grouped or dilated convolutions, `Same` padding, and autodiff
-//! with gradient checkpointing. Results agree with burn's to f32 rounding (`tests/layers.rs`
+//! element type than f32, for grouped convolutions other than depthwise ones, dilated
+//! convolutions, `Same` padding, and autodiff with gradient checkpointing. Results agree with burn's to f32 rounding (`tests/layers.rs`
 //! checks values and gradients against burn's own ops; the unit tests check the paths
 //! against direct f64 sums).
 //!
