@@ -27,6 +27,7 @@ mod text_vae;
 pub mod trunks;
 pub mod univae;
 mod vae;
+pub mod vdm;
 mod vib;
 mod vmf_vae;
 

@@ -47,6 +47,7 @@ mod text;
 mod training_smoke;
 mod unet;
 mod univae;
+mod vdm;
 mod vib;
 mod vmf;
 mod vmf_gradient;
