@@ -41,7 +41,7 @@ pub enum BnScale {
     ///
     /// Centring `σ̃` forces the standard deviations of the examples below the batch mean
     /// through 0, where `−½ log σ²` is unbounded: the KL then swings with the batch (see
-    /// docs/results.md, "BN-VAE's learned split"); [`BnScale::LearnedSplitRms`] avoids it.
+    /// docs/results.md, "BN-VAE's learned split, line by line with Su"); [`BnScale::LearnedSplitRms`] avoids it.
     LearnedSplit(f64),
     /// Su's learned split with the standard deviation kept positive and scaled by its
     /// batch root mean square instead of centred (this crate's variant):
