@@ -50,6 +50,9 @@ struct Args {
     /// network, 1024 units).
     #[arg(long, value_parser = ["fixed", "learned"], default_value = "fixed")]
     schedule: String,
+    /// Give the U-Net VDM's Fourier features of its input (exponents 6 and 7).
+    #[arg(long)]
+    fourier: bool,
     /// Diffusion steps T for the discrete-time loss (default: continuous time).
     #[arg(long, value_name = "T")]
     steps: Option<usize>,
@@ -104,6 +107,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .with_time(time)
         .with_schedule(GammaScheduleConfig::new().with_kind(kind));
     config.unet.base_channels = args.base_channels;
+    if args.fourier {
+        config.unet.fourier_exponents = vec![6, 7];
+    }
     let model = config.init(&device)?;
     println!(
         "data: {} training images ({h}×{w}, 8-bit), {} test images, device {}; VDM, {} \

@@ -195,6 +195,12 @@ pub struct UNetConfig {
     /// with) is added to the time embedding.
     #[config(default = 0)]
     pub num_classes: usize,
+    /// Exponents `n` of VDM's Fourier features (Kingma et al. 2021, §3.4): for each,
+    /// `sin(2ⁿ·2π x)` and `cos(2ⁿ·2π x)` of every input channel are concatenated to the
+    /// input, so the network sees the fine detail of `x` that the likelihood of 8-bit data
+    /// depends on. Empty (the default) for none; VDM uses `[6, 7]`.
+    #[config(default = "vec![]")]
+    pub fourier_exponents: Vec<i32>,
 }
 
 impl UNetConfig {
@@ -223,6 +229,18 @@ impl UNetConfig {
                     "a level below {} (one per channel multiplier)",
                     self.channel_mults.len()
                 ),
+            ));
+        }
+        if let Some(n) = self
+            .fourier_exponents
+            .iter()
+            .find(|n| !(-8..=16).contains(*n))
+        {
+            return Err(Error::config(
+                "fourier_exponents",
+                n,
+                "exponents in −8..=16 (VDM uses 6 and 7 for 8-bit data in [−1, 1]; above 16 \
+                 the features of f32 inputs are rounding noise)",
             ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
@@ -303,7 +321,11 @@ impl UNetConfig {
             time_in: LinearConfig::new(c0, d_time).init(device),
             label_embedding,
             time_out: LinearConfig::new(d_time, d_time).init(device),
-            stem: conv3(self.channels, c0, device),
+            stem: conv3(
+                self.channels * (1 + 2 * self.fourier_exponents.len()),
+                c0,
+                device,
+            ),
             down,
             middle,
             middle_attention,
@@ -313,6 +335,7 @@ impl UNetConfig {
             base_channels: c0,
             size_divisor: self.size_divisor(),
             num_classes: self.num_classes,
+            fourier_exponents: self.fourier_exponents.clone(),
         })
     }
 }
@@ -349,9 +372,29 @@ pub struct UNet {
     size_divisor: usize,
     #[module(skip)]
     num_classes: usize,
+    #[module(skip)]
+    fourier_exponents: Vec<i32>,
 }
 
 impl UNet {
+    /// `x` with its Fourier features concatenated along the channels:
+    /// `[x, sin(2ⁿ·2π x), cos(2ⁿ·2π x)]` for each configured exponent `n` (the input as it
+    /// is when there are none).
+    pub fn with_fourier_features(&self, x: Tensor<4>) -> Tensor<4> {
+        if self.fourier_exponents.is_empty() {
+            return x;
+        }
+        let mut parts = vec![x.clone()];
+        for &n in &self.fourier_exponents {
+            let scaled = x
+                .clone()
+                .mul_scalar(2f64.powi(n) * 2.0 * std::f64::consts::PI);
+            parts.push(scaled.clone().sin());
+            parts.push(scaled.cos());
+        }
+        Tensor::cat(parts, 1)
+    }
+
     /// `x_t`: `[batch, channels, H, W]` with `H`, `W` divisible by `2^(levels − 1)`;
     /// `t`: `[batch]` time steps. Returns `[batch, channels, H, W]`.
     ///
@@ -410,7 +453,7 @@ impl UNet {
         if let Some(rows) = self.label_rows(labels, b, &x.device())? {
             temb = temb + rows;
         }
-        let mut s = self.stem.run(x);
+        let mut s = self.stem.run(self.with_fourier_features(x));
         let mut skips = Vec::with_capacity(self.down.len());
         for level in &self.down {
             for (i, block) in level.blocks.iter().enumerate() {

@@ -150,3 +150,41 @@ fn bad_unet_configs_and_sizes_are_errors() {
             .is_err()
     );
 }
+
+/// VDM's Fourier features: with exponents `[6, 7]` the stem reads `C (1 + 2·2)` channels,
+/// in the order `[x, sin(2⁶·2π x), cos(2⁶·2π x), sin(2⁷·2π x), cos(2⁷·2π x)]` (each against
+/// f64 on the host: 1e-3, f32 `sin` of arguments up to 800); the network keeps its output
+/// shape; exponents out of range are configuration errors.
+#[test]
+fn fourier_features_follow_vdm() {
+    let device = common::device();
+    let net = UNetConfig::new(2)
+        .with_base_channels(8)
+        .with_fourier_exponents(vec![6, 7])
+        .init(&device)
+        .unwrap();
+    let values: Vec<f32> = (0..2 * 4 * 4).map(|i| (i as f32 * 0.37).sin()).collect();
+    let x = Tensor::<1>::from_floats(values.as_slice(), &device).reshape([1, 2, 4, 4]);
+    let features = host(&net.with_fourier_features(x.clone()));
+    assert_eq!(features.len(), 5 * values.len());
+    for (i, &v) in values.iter().enumerate() {
+        let (c, p) = (i / 16, i % 16);
+        let at = |block: usize| features[block * 32 + c * 16 + p];
+        assert_eq!(at(0), v as f64);
+        for (k, n) in [6, 7].iter().enumerate() {
+            let w = 2f64.powi(*n) * 2.0 * std::f64::consts::PI * v as f64;
+            assert!((at(1 + 2 * k) - w.sin()).abs() < 1e-3, "sin, n = {n}");
+            assert!((at(2 + 2 * k) - w.cos()).abs() < 1e-3, "cos, n = {n}");
+        }
+    }
+    let t = Tensor::<1>::from_floats([3.0], &device);
+    assert_eq!(net.forward(x, t).unwrap().dims(), [1, 2, 4, 4]);
+    let bad = UNetConfig::new(1).with_fourier_exponents(vec![6, 40]);
+    assert!(matches!(
+        bad.validate(),
+        Err(elbo::Error::InvalidConfig {
+            field: "fourier_exponents",
+            ..
+        })
+    ));
+}
