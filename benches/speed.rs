@@ -1,6 +1,8 @@
 //! Our side of every row of the speed comparison with PyTorch on this 2-core machine
 //! (issue 6), printed as one table beside the PyTorch figures the issue measured with
-//! `reference/pytorch/{mlp_vae,conv_vae,ddpm,nvae}.py --bench` (2 threads).
+//! `reference/pytorch/{mlp_vae,conv_vae,ddpm}.py --bench` (2 threads), and the NVAE rows
+//! (issue 21) beside `reference/pytorch/nvae.py --bench` and `--bench-eval 10` measured on
+//! 2026-12-07.
 //!
 //! ```text
 //! cargo bench --bench speed                                  # flex (CPU)
@@ -150,7 +152,7 @@ fn main() {
         let model = NvaeConfig::mnist_small().init(&train).unwrap();
         rows.push(Row {
             workload: "NVAE mnist_small (2 scales × 2 groups, 112,533 weights), training step with the spectral and BN penalties, batch 64",
-            pytorch: 392.0,
+            pytorch: 334.0,
             ours: training_step_ms(model.train(), &batches),
             unit: "ms",
             higher_is_better: false,
@@ -171,7 +173,7 @@ fn main() {
         });
         rows.push(Row {
             workload: "same, importance-sampled evaluation, K = 1000",
-            pytorch: 1.08,
+            pytorch: 1.11,
             ours: n as f64 / seconds,
             unit: "test images/s",
             higher_is_better: true,

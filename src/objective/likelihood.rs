@@ -171,7 +171,7 @@ pub fn log_likelihood<M: LatentVariableModel>(
 ///
 /// On the CPU two threads that each run whole passes keep both cores busy through the many
 /// small single-threaded operations of a pass, where one pass at a time leaves a core idle
-/// in them: NVAE evaluates about 1.3× faster with 2 threads on 2 cores (docs/results.md).
+/// in them: NVAE evaluates 7–11 % faster with 2 threads on 2 cores (docs/results.md).
 /// The threads draw from one device random stream in no fixed order, so the estimate is
 /// not reproducible draw for draw (it is the same estimator).
 ///
