@@ -32,6 +32,18 @@ pub enum DiffusionTime {
     },
 }
 
+/// What a learned schedule's parameters are trained on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScheduleGradient {
+    /// The bound itself, like every other parameter.
+    Bound,
+    /// The prior and reconstruction terms' share of the bound, plus the gradient of the
+    /// squared diffusion loss, `2 L ∂L/∂η` per example (VDM §5.1): for fixed endpoints the
+    /// expected diffusion loss does not depend on the schedule's shape (eq. 20), so this
+    /// lowers its variance.
+    Variance,
+}
+
 /// Configuration of a [`Vdm`](super::Vdm) with a [`UNet`](crate::nn::UNet) denoiser.
 #[derive(Config, Debug)]
 pub struct VdmConfig {
@@ -50,6 +62,9 @@ pub struct VdmConfig {
     /// The noise schedule `γ(t)`.
     #[config(default = "GammaScheduleConfig::new()")]
     pub schedule: GammaScheduleConfig,
+    /// What a learned schedule is trained on (no effect on a fixed one).
+    #[config(default = "ScheduleGradient::Variance")]
+    pub schedule_gradient: ScheduleGradient,
     /// Draw the batch's times as one uniform offset plus `i/B` (VDM's low-discrepancy
     /// sampler) instead of independently.
     #[config(default = true)]

@@ -15,12 +15,16 @@
 //!   [`ElboTerms`](crate::ElboTerms), so `elbo_estimate`, `bits_per_dim` and the fit loop
 //!   apply unchanged;
 //! - [`GammaSchedule`]: the schedule, fixed linear or learned by a monotone network, with
-//!   its derivative `γ'(t)` (which the continuous-time diffusion loss weights by).
+//!   its derivative `γ'(t)` (which the continuous-time diffusion loss weights by), trained
+//!   on the bound or on the variance of the diffusion loss ([`ScheduleGradient`], through
+//!   [`GradientScale`]).
 
 mod config;
+mod gradient_scale;
 mod model;
 mod schedule;
 
-pub use config::{DiffusionTime, VdmConfig, VdmData};
+pub use config::{DiffusionTime, ScheduleGradient, VdmConfig, VdmData};
+pub use gradient_scale::GradientScale;
 pub use model::{Vdm, VdmSettings};
 pub use schedule::{GammaSchedule, GammaScheduleConfig, MonotoneNetwork, ScheduleKind};

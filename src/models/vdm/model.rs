@@ -4,7 +4,8 @@
 use burn::module::Module;
 use burn::tensor::{Device, Distribution as TensorDistribution, Int, Tensor, activation};
 
-use super::config::{DiffusionTime, VdmConfig, VdmData};
+use super::config::{DiffusionTime, ScheduleGradient, VdmConfig, VdmData};
+use super::gradient_scale::GradientScale;
 use super::schedule::GammaSchedule;
 use crate::error::Error;
 use crate::models::ddpm::Denoiser;
@@ -23,6 +24,8 @@ pub struct VdmSettings {
     pub time: DiffusionTime,
     /// The low-discrepancy time sampler.
     pub low_discrepancy: bool,
+    /// What a learned schedule is trained on.
+    pub schedule_gradient: ScheduleGradient,
 }
 
 /// A Variational Diffusion Model (Kingma et al. 2021) on flat images `[batch, C·H·W]`: a
@@ -84,6 +87,7 @@ impl<N: Denoiser> Vdm<N> {
                 data: config.data,
                 time: config.time,
                 low_discrepancy: config.low_discrepancy,
+                schedule_gradient: config.schedule_gradient,
             },
         })
     }
@@ -234,15 +238,42 @@ impl<N: Denoiser> Vdm<N> {
     }
 
     /// The diffusion loss per example for one draw of `(t, ε)` per example (`x` in model
-    /// space): `½ γ'(t) ‖ε − ε̂‖²` in continuous time, `½ T (e^{γ(t) − γ(s)} − 1) ‖ε − ε̂‖²`
-    /// with `t = ⌈uT⌉/T`, `s = t − 1/T` in discrete time.
+    /// space): `t` from the configured sampler, `ε ~ N(0, I)`; see
+    /// [`diffusion_loss_at`](Self::diffusion_loss_at).
     ///
     /// # Errors
     /// The denoiser's.
     pub fn diffusion_loss(&self, x: &Tensor<2>) -> crate::Result<Tensor<1>> {
         let [b, d] = x.dims();
         let device = x.device();
-        let mut t = self.times(b, &device);
+        let t = self.times(b, &device);
+        let eps = Tensor::<2>::random([b, d], TensorDistribution::Normal(0.0, 1.0), &device);
+        self.diffusion_loss_at(x, t, eps)
+    }
+
+    /// The diffusion loss per example at given uniforms `u` (`[b]`, in `[0, 1)`) and noise
+    /// `ε` (`[b, d]`), `x` in model space:
+    ///
+    /// ```text
+    /// continuous:  t = u,           ½ γ'(t) ‖ε − ε̂(z_t; t)‖²
+    /// T steps:     t = ⌈uT⌉/T,      ½ T (e^{γ(t) − γ(t − 1/T)} − 1) ‖ε − ε̂(z_t; t)‖²
+    /// z_t = α_t x + σ_t ε
+    /// ```
+    /// With a learned schedule and [`ScheduleGradient::Variance`], `γ` reaches the loss
+    /// through a [`GradientScale`] of factors `2 L_i`, so that the schedule's parameters
+    /// get the gradient of `Σ_i L_i²` and the denoiser that of `Σ_i L_i`; the value is the
+    /// same.
+    ///
+    /// # Errors
+    /// The denoiser's; [`Error::NonFinite`] if the loss is (with the variance gradient).
+    pub fn diffusion_loss_at(
+        &self,
+        x: &Tensor<2>,
+        u: Tensor<1>,
+        eps: Tensor<2>,
+    ) -> crate::Result<Tensor<1>> {
+        let [b, _] = x.dims();
+        let mut t = u;
         if let DiffusionTime::Discrete { steps } = self.settings.time {
             // ⌈uT⌉/T ∈ {1/T, …, 1} (u = 0 has probability 0; clamp it to the first step).
             t = t
@@ -251,23 +282,32 @@ impl<N: Denoiser> Vdm<N> {
                 .clamp_min(1.0)
                 .div_scalar(steps as f64);
         }
+        let variance = self.schedule.is_learned()
+            && self.settings.schedule_gradient == ScheduleGradient::Variance
+            && x.device().is_autodiff();
+        let scale = GradientScale::new();
+        let through = |g: Tensor<1>| if variance { scale.apply(g) } else { g };
         let (gamma_t, slope) = self.schedule.gamma_and_slope(t.clone());
+        let (gamma_t, slope) = (through(gamma_t), through(slope));
         let (alpha, sigma) = alpha_sigma(gamma_t.clone());
-        let eps = Tensor::<2>::random([b, d], TensorDistribution::Normal(0.0, 1.0), &device);
         let z = x.clone() * column(alpha) + eps.clone() * column(sigma);
         let eps_hat = self.predict_noise(z, gamma_t.clone())?;
         let mse = (eps - eps_hat).powi_scalar(2).sum_dim(1).reshape([b]);
         let weight = match self.settings.time {
             DiffusionTime::Continuous => slope,
             DiffusionTime::Discrete { steps } => {
-                let gamma_s = self.schedule.gamma(t.sub_scalar(1.0 / steps as f64));
+                let gamma_s = through(self.schedule.gamma(t.sub_scalar(1.0 / steps as f64)));
                 (gamma_t - gamma_s)
                     .exp()
                     .sub_scalar(1.0)
                     .mul_scalar(steps as f64)
             }
         };
-        Ok(weight * mse.mul_scalar(0.5))
+        let loss = weight * mse.mul_scalar(0.5);
+        if variance {
+            scale.set(&loss.clone().mul_scalar(2.0))?;
+        }
+        Ok(loss)
     }
 
     /// One ancestral step from `z_t` to `z_s` (`s < t`, flat `[b, d]`) with given noise:
