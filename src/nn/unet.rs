@@ -204,6 +204,34 @@ pub struct UNetConfig {
 }
 
 impl UNetConfig {
+    /// Checks that the network takes images of `channels` × `height` × `width`: the same
+    /// channel count, and a size its levels can halve.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming `unet.channels` or `height/width`.
+    pub fn check_images(&self, channels: usize, height: usize, width: usize) -> crate::Result<()> {
+        if self.channels != channels {
+            return Err(Error::config(
+                "unet.channels",
+                self.channels,
+                format!("the images' channel count {channels}"),
+            ));
+        }
+        let divisor = self.size_divisor();
+        if !height.is_multiple_of(divisor) || !width.is_multiple_of(divisor) {
+            return Err(Error::config(
+                "height/width",
+                format!("{height}×{width}"),
+                format!(
+                    "multiples of {divisor} (the U-Net halves the size {} times; pad the \
+                     images or use fewer channel_mults)",
+                    self.channel_mults.len() - 1
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks sizes and the dropout rate (NaN-proof).
     pub fn validate(&self) -> crate::Result<()> {
         ensure_nonzero("channels", self.channels)?;

@@ -6,7 +6,7 @@ use burn::config::Config;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::{BetaSchedule, NoiseSchedule};
-use crate::error::{Error, ensure_nonzero};
+use crate::error::ensure_nonzero;
 use crate::nn::UNetConfig;
 
 /// What the denoiser predicts.
@@ -122,25 +122,7 @@ impl DdpmConfig {
             crate::error::ensure_non_negative("loss.lambda", lambda)?;
         }
         self.unet.validate()?;
-        if self.unet.channels != self.channels {
-            return Err(Error::config(
-                "unet.channels",
-                self.unet.channels,
-                format!("the images' channel count {}", self.channels),
-            ));
-        }
-        let divisor = self.unet.size_divisor();
-        if !self.height.is_multiple_of(divisor) || !self.width.is_multiple_of(divisor) {
-            return Err(Error::config(
-                "height/width",
-                format!("{}×{}", self.height, self.width),
-                format!(
-                    "multiples of {divisor} (the U-Net halves the size {} times; pad the \
-                     images or use fewer channel_mults)",
-                    self.unet.channel_mults.len() - 1
-                ),
-            ));
-        }
-        Ok(())
+        self.unet
+            .check_images(self.channels, self.height, self.width)
     }
 }
