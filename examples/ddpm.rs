@@ -23,7 +23,7 @@ use clap::Parser;
 use elbo::data::{Binarization, ImageData};
 use elbo::models::ddpm::DdpmConfig;
 use elbo::objective::{Objective, bits_per_dim};
-use elbo::train::{FitConfig, LrSchedule, fit};
+use elbo::train::{FitConfig, LrSchedule};
 
 /// Trains DDPM (T = 1000, linear schedule, ε-prediction, the reference U-Net) on 8-bit
 /// MNIST-format images with L_simple, keeping a weight average to sample from; writes
@@ -82,6 +82,8 @@ struct Args {
     /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
     #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
+    #[command(flatten)]
+    learner: common::learner::LearnerArgs,
 }
 
 fn main() {
@@ -122,16 +124,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     fit_config.ema_decay = (args.ema > 0.0).then_some(args.ema);
     fit_config.checkpoint_dir = args.checkpoint.clone();
     fit_config.resume = args.resume;
-    device.seed(args.seed);
-    let started = Instant::now();
     let data = ImageData::new(train, Binarization::Grey);
-    let (model, _history) = fit(model, &config, &data, &fit_config, &device)?;
-    println!(
-        "trained {} epochs in {:.1} s",
-        args.epochs,
-        started.elapsed().as_secs_f64()
-    );
-    let model = model.valid();
+    let valid = ImageData::new(test.clone(), Binarization::Grey);
+    let model = args.learner.fit(
+        model,
+        &config,
+        (data, valid),
+        &fit_config,
+        &device,
+        &args.device,
+    )?;
 
     std::fs::create_dir_all(&args.out)?;
     let columns = (args.samples as f64).sqrt().ceil() as usize;

@@ -14,14 +14,12 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use burn::module::Module;
 use clap::Parser;
 use elbo::data::{Binarization, ImageData};
 use elbo::models::GaussianVaeConfig;
 use elbo::objective::{ElboObjective, LikelihoodConfig, Objective};
-use elbo::train::{FitConfig, fit};
+use elbo::train::FitConfig;
 
 /// Trains the 784-400-20 Gaussian VAE on MNIST-format data, then reports the
 /// importance-sampled test NLL and writes sample, reconstruction and interpolation grids.
@@ -85,6 +83,8 @@ struct Args {
     /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
     #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
+    #[command(flatten)]
+    learner: common::learner::LearnerArgs,
 }
 
 fn main() {
@@ -122,14 +122,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             ..ElboObjective::default()
         }),
     };
-    device.seed(args.seed);
-    let started = Instant::now();
     let data = ImageData::new(train, Binarization::Dynamic);
-    let (model, _history) = fit(model, &config, &data, &fit_config, &device)?;
-    let train_seconds = started.elapsed().as_secs_f64();
-    println!("trained {} epochs in {train_seconds:.1} s", args.epochs);
-
-    let model = model.valid();
+    let valid = ImageData::new(test.clone(), Binarization::Grey);
+    let model = args.learner.fit(
+        model,
+        &config,
+        (data, valid),
+        &fit_config,
+        &device,
+        &args.device,
+    )?;
     let x_test = common::report::elbo_and_pictures(&model, &test, &args.out, args.seed, &device)?;
     let mut paths = Vec::new();
     for i in 0..8 {

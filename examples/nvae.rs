@@ -16,14 +16,13 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use burn::module::Module;
 use clap::{Parser, ValueEnum};
 use elbo::data::{Binarization, ImageData};
 use elbo::models::nvae::NvaeConfig;
 use elbo::objective::{ElboObjective, LikelihoodConfig, Objective, elbo_estimate};
-use elbo::train::{FitConfig, LrSchedule, OptimizerKind, fit};
+use elbo::train::{FitConfig, LrSchedule, OptimizerKind};
 
 /// The NVAE presets.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -86,6 +85,8 @@ struct Args {
     /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
     #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
+    #[command(flatten)]
+    learner: common::learner::LearnerArgs,
 }
 
 /// A number in [0, 1].
@@ -128,7 +129,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         model.num_params()
     );
 
-    let steps = train.count.div_ceil(args.batch_size) * args.epochs;
+    // Optimiser steps: with --devices, each step takes one batch per replica.
+    let replicas = args.learner.replicas(&args.device)?;
+    let steps = train.count.div_ceil(args.batch_size).div_ceil(replicas) * args.epochs;
     let mut fit_config = FitConfig::new(args.epochs, args.batch_size);
     fit_config.learning_rate = args.lr;
     fit_config.seed = args.seed;
@@ -143,14 +146,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         kl_balancing: !args.no_balancing,
         ..ElboObjective::default()
     });
-    device.seed(args.seed);
-    let started = Instant::now();
     let data = ImageData::new(train, Binarization::Dynamic);
-    let (model, _history) = fit(model, &config, &data, &fit_config, &device)?;
-    let train_seconds = started.elapsed().as_secs_f64();
-    println!("trained {} epochs in {train_seconds:.1} s", args.epochs);
-
-    let model = model.valid();
+    let valid = ImageData::new(test.clone(), Binarization::Grey);
+    let model = args.learner.fit(
+        model,
+        &config,
+        (data, valid),
+        &fit_config,
+        &device,
+        &args.device,
+    )?;
     let x_test = test.to_tensor(test.binary()?, &device)?;
     let n_test = args.test_count.min(test.count);
     let x_test = x_test.narrow(0, 0, n_test);

@@ -84,6 +84,8 @@ pub mod image;
 /// The CPU kernels behind the models' layers on flex, with fallbacks to burn's ops
 /// elsewhere: the [`flex_kernels`] crate (crates/flex-kernels in the repository).
 pub use flex_kernels as kernels;
+#[cfg(feature = "train")]
+pub mod learner;
 pub mod math;
 pub mod models;
 pub mod nn;

@@ -166,7 +166,7 @@ impl FitConfig {
         Ok(())
     }
 
-    fn build_optimizer(&self) -> crate::Result<ModuleOptimizer> {
+    pub(crate) fn build_optimizer(&self) -> crate::Result<ModuleOptimizer> {
         let clipping = self
             .grad_clip_norm
             .map(|norm| GradientClippingConfig::Norm(norm as f32));
@@ -216,7 +216,7 @@ struct CheckpointState {
     history: History,
 }
 
-fn mix_seed(seed: u64, epoch: usize) -> u64 {
+pub(crate) fn mix_seed(seed: u64, epoch: usize) -> u64 {
     seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 

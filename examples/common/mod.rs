@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod data;
+pub mod learner;
 #[cfg(feature = "png")]
 pub mod report;
 
@@ -13,7 +14,8 @@ use burn::tensor::Device;
 
 /// Runs `run` on the flags `A` parses (clap: `--help` and flag errors exit before it
 /// starts). Before running, installs the logger that shows the library's reports (the fit
-/// loop's epoch lines, at `info`; `RUST_LOG` changes the level) and keeps freed memory in
+/// loop's epoch lines, at `info`; burn-train's own lines only from `warn`; `RUST_LOG`
+/// changes the levels) and keeps freed memory in
 /// the process ([`elbo::retain_freed_memory`]), as a training program should; exits with 1
 /// on a run error, printing its message.
 pub fn main_with<A: clap::Parser>(run: impl FnOnce(A) -> Result<(), Box<dyn std::error::Error>>) {
@@ -31,13 +33,15 @@ pub fn main_with<A: clap::Parser>(run: impl FnOnce(A) -> Result<(), Box<dyn std:
 /// their level.
 fn init_logger() {
     use std::io::Write;
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .target(env_logger::Target::Stdout)
-        .format(|buf, record| match record.level() {
-            log::Level::Info => writeln!(buf, "{}", record.args()),
-            level => writeln!(buf, "{}: {}", level.as_str().to_lowercase(), record.args()),
-        })
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,burn_train=warn"),
+    )
+    .target(env_logger::Target::Stdout)
+    .format(|buf, record| match record.level() {
+        log::Level::Info => writeln!(buf, "{}", record.args()),
+        level => writeln!(buf, "{}: {}", level.as_str().to_lowercase(), record.args()),
+    })
+    .init();
 }
 
 /// The device named by `--device` (see [`elbo::device::from_name`]).

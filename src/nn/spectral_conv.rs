@@ -103,7 +103,10 @@ impl SpectralConv2d {
         let [out, a, b, c] = w.dims();
         let w = w.reshape([out, a * b * c]);
         let device = w.device();
-        let (u, v) = power_iteration(w.clone(), self.u.value().to_device(&device), iterations);
+        // `value_sync`: this thread's last update (`value` alone would return the one
+        // before it), averaged with other replicas' where several threads train one module.
+        let u0 = self.u.value_sync().to_device(&device);
+        let (u, v) = power_iteration(w.clone(), u0, iterations);
         self.u.update(u.clone());
         spectral_norm_estimate(w, u, v)
     }

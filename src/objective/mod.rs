@@ -15,7 +15,7 @@ mod rejection;
 
 pub use crate::terms::{ElboTerms, PathLogWeights};
 pub use diagnostics::{ActiveUnits, active_units, kl_per_group, mutual_information};
-pub use elbo::{ElboObjective, Objective};
+pub use elbo::{ElboObjective, Objective, StepLoss};
 pub use likelihood::{
     Estimate, LikelihoodConfig, bits_per_dim, elbo_estimate, iwae_bound, log_likelihood,
     log_likelihood_parallel, nats_from_bits_per_dim,

@@ -38,6 +38,8 @@ mod fuzz_readers;
 #[cfg(feature = "png")]
 mod image_data;
 mod kernels;
+#[cfg(feature = "train")]
+mod learner;
 mod linear_gaussian;
 mod nvae;
 mod objective_and_data;

@@ -1,0 +1,427 @@
+//! [`Trainable`]: a [`LatentVariableModel`] and its [`Objective`] as burn-train's model
+//! (`TrainStep` + `InferenceStep`).
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use burn::module::{Module, ModuleDisplay};
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::optim::{GradientsParams, ModuleOptimizer, MultiGradientsParams};
+use burn::tensor::{Device, Tensor};
+use burn::train::{InferenceStep, Interrupter, TrainOutput, TrainStep};
+
+use super::data::ElboBatch;
+use super::output::ElboOutput;
+use crate::Error;
+use crate::ema::Ema;
+use crate::objective::{Objective, StepLoss};
+use crate::train::EpochRecord;
+use crate::traits::{Batch, LatentVariableModel};
+
+/// A [`LatentVariableModel`] with the [`Objective`] it is trained on, as a burn-train model.
+///
+/// `TrainStep::step` computes the objective on an [`ElboBatch`] (with the batch's global
+/// step, for the KL warm-up) exactly as [`fit`](crate::train::fit) does, reads its value
+/// back, and differentiates `loss / replicas`: burn's multi-device strategies *sum* the
+/// replicas' gradients, so with `replicas` equal halves of a batch the sum is the gradient of
+/// the whole batch's mean. `TrainStep::optimize` applies the update, then the EMA (if any)
+/// on the main device. `InferenceStep::step` reports the bound on a validation batch.
+///
+/// A non-finite loss, or an error from the model (a batch of the wrong shape), stops
+/// training through burn's [`Interrupter`] before the update is applied;
+/// [`Self::take_failure`] then returns it, with the step, as `fit`'s error.
+///
+/// State that is not a gradient: BatchNorm running statistics and NVAE's power-iteration
+/// vectors are burn `RunningState`s, which every replica of a module shares (a clone holds
+/// the same state) and which average the replicas' updates (one per thread) before they are
+/// next read, so replicas cannot drift apart; the EMA is updated after each optimiser step
+/// by the replica on the device the model was on when [`Self::with_ema`] was called (the
+/// main device), and by no other. (Under distributed data parallel on one device listed
+/// twice, every replica is on that device; list distinct devices there.)
+#[derive(Module, Debug)]
+pub struct Trainable<M> {
+    /// The model.
+    pub model: M,
+    #[module(skip)]
+    state: Shared,
+}
+
+/// What the replicas of a [`Trainable`] share: settings, the EMA, the running figures.
+#[derive(Clone)]
+struct Shared {
+    objective: Objective,
+    replicas: usize,
+    /// Log one line per epoch (of this many) as it ends.
+    log_epochs: Option<usize>,
+    /// An `Ema<M>`: held as `Any` because burn's `Module` derive forbids a module field's
+    /// generic type in a skipped field.
+    ema: Option<Arc<Mutex<Box<dyn Any + Send>>>>,
+    /// The device whose replica updates the EMA: under distributed data parallel every
+    /// replica takes the optimiser step, and only the main device's may average it.
+    ema_device: Option<Device>,
+    record: Arc<Mutex<Record>>,
+    interrupter: Option<Interrupter>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("objective", &self.objective)
+            .field("replicas", &self.replicas)
+            .field("ema", &self.ema.is_some())
+            .finish()
+    }
+}
+
+/// Sums over the examples of each epoch, and the first failure.
+#[derive(Default)]
+struct Record {
+    epochs: Vec<EpochSums>,
+    failure: Option<Error>,
+    failed: bool,
+    /// The epoch of the last batch added.
+    epoch: usize,
+    /// Epochs whose line has been logged.
+    logged: usize,
+}
+
+#[derive(Clone, Default)]
+struct EpochSums {
+    loss: f64,
+    neg_bound: f64,
+    kl: f64,
+    kl_groups: Vec<f64>,
+    examples: usize,
+    learning_rate: f64,
+    started: Option<Instant>,
+    seconds: f64,
+    /// −bound summed over the validation examples, and their count.
+    valid_neg_bound: f64,
+    valid_examples: usize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<M: Module + ModuleDisplay + LatentVariableModel + 'static> Trainable<M> {
+    /// Wraps `model` to be trained on `objective`, its gradient split over `replicas`
+    /// devices (1 for one device; see the type's docs).
+    pub fn new(model: M, objective: Objective, replicas: usize) -> Self {
+        Self {
+            model,
+            state: Shared {
+                objective,
+                replicas: replicas.max(1),
+                log_epochs: None,
+                ema: None,
+                ema_device: None,
+                record: Arc::default(),
+                interrupter: None,
+            },
+        }
+    }
+
+    /// Keeps an exponential moving average of the weights with this decay, updated after
+    /// every optimiser step ([`Self::ema_model`] returns it).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a decay outside `[0, 1)`.
+    pub fn with_ema(mut self, decay: f64) -> crate::Result<Self> {
+        let ema: Box<dyn Any + Send> = Box::new(Ema::new(&self.model, decay)?);
+        self.state.ema = Some(Arc::new(Mutex::new(ema)));
+        self.state.ema_device = self.model.devices().into_iter().next();
+        Ok(self)
+    }
+
+    /// Stops training through this interrupter (burn-train's, from
+    /// `SupervisedTraining::interrupter`) at a non-finite loss or a model error.
+    pub fn with_interrupter(mut self, interrupter: Interrupter) -> Self {
+        self.state.interrupter = Some(interrupter);
+        self
+    }
+
+    /// Logs one line per epoch (of `epochs`) as the next begins, through the `log` crate at
+    /// `info` (target `elbo::learner`), as [`fit`](crate::train::fit) does with
+    /// `log_epochs`; [`Self::log_remaining`] logs the last.
+    pub fn with_epoch_log(mut self, epochs: usize) -> Self {
+        self.state.log_epochs = Some(epochs);
+        self
+    }
+
+    /// Logs the lines of the epochs not logged yet (after training).
+    pub fn log_remaining(&self) {
+        let mut record = lock(&self.state.record);
+        let done = record.epochs.len();
+        self.log_until(&mut record, done);
+    }
+
+    fn log_until(&self, record: &mut Record, end: usize) {
+        let Some(total) = self.state.log_epochs else {
+            return;
+        };
+        for epoch in record.logged..end.min(record.epochs.len()) {
+            let sums = &record.epochs[epoch];
+            if sums.examples == 0 {
+                continue;
+            }
+            let n = sums.examples as f64;
+            let valid = if sums.valid_examples > 0 {
+                format!(
+                    "  valid -bound {:9.3}",
+                    sums.valid_neg_bound / sums.valid_examples as f64
+                )
+            } else {
+                String::new()
+            };
+            log::info!(
+                "epoch {:>3}/{total}  loss {:9.3}  -bound {:9.3} nats  KL {:7.3}{valid}  lr {:.2e}  {:6.2} s",
+                epoch + 1,
+                sums.loss / n,
+                sums.neg_bound / n,
+                sums.kl / n,
+                sums.learning_rate,
+                sums.seconds
+            );
+        }
+        record.logged = record.logged.max(end.min(record.epochs.len()));
+    }
+
+    /// The averaged weights, if an EMA was asked for.
+    pub fn ema_model(&self) -> Option<M> {
+        let ema = lock(self.state.ema.as_ref()?);
+        ema.downcast_ref::<Ema<M>>().map(|ema| ema.model().clone())
+    }
+
+    /// The first non-finite loss or model error met in training, if any (taken: a second
+    /// call returns `None`).
+    pub fn take_failure(&self) -> Option<Error> {
+        lock(&self.state.record).failure.take()
+    }
+
+    /// The training figures of each epoch run so far (means over its examples, as
+    /// [`fit`](crate::train::fit)'s history has them).
+    pub fn epoch_records(&self) -> Vec<EpochRecord> {
+        let record = lock(&self.state.record);
+        record
+            .epochs
+            .iter()
+            .enumerate()
+            .filter(|(_, sums)| sums.examples > 0)
+            .map(|(epoch, sums)| {
+                let n = sums.examples as f64;
+                EpochRecord {
+                    epoch: epoch + 1,
+                    loss: sums.loss / n,
+                    neg_bound: sums.neg_bound / n,
+                    kl: sums.kl / n,
+                    kl_groups: sums.kl_groups.iter().map(|s| s / n).collect(),
+                    learning_rate: sums.learning_rate,
+                    seconds: sums.seconds,
+                }
+            })
+            .collect()
+    }
+
+    fn fail(&self, error: Error) {
+        let message = error.to_string();
+        let mut record = lock(&self.state.record);
+        if !record.failed {
+            record.failure = Some(error);
+            record.failed = true;
+        }
+        drop(record);
+        if let Some(interrupter) = &self.state.interrupter {
+            interrupter.stop(Some(&message));
+        }
+    }
+
+    fn failed(&self) -> bool {
+        lock(&self.state.record).failed
+    }
+
+    /// Adds one batch's figures to its epoch's sums; `values` = `[loss, −bound, KL]`.
+    fn add(&self, batch: (usize, usize), values: &[f64], kl_groups: &[f64]) {
+        let (epoch, n) = batch;
+        let mut record = lock(&self.state.record);
+        if epoch > record.epoch {
+            self.log_until(&mut record, epoch);
+        }
+        record.epoch = epoch;
+        if record.epochs.len() <= epoch {
+            record.epochs.resize(epoch + 1, EpochSums::default());
+        }
+        let sums = &mut record.epochs[epoch];
+        let started = *sums.started.get_or_insert_with(Instant::now);
+        sums.loss += values[0] * n as f64;
+        sums.neg_bound += values[1] * n as f64;
+        sums.kl += values[2] * n as f64;
+        sums.kl_groups.resize(kl_groups.len(), 0.0);
+        for (sum, g) in sums.kl_groups.iter_mut().zip(kl_groups) {
+            *sum += g * n as f64;
+        }
+        sums.examples += n;
+        sums.seconds = started.elapsed().as_secs_f64();
+    }
+
+    /// After an optimiser step: the EMA, and the step's rate for its epoch's record.
+    fn after_update(self, lr: &ModuleLearningRate) -> Self {
+        let mut record = lock(&self.state.record);
+        let epoch = record.epoch;
+        if let Some(sums) = record.epochs.get_mut(epoch) {
+            sums.learning_rate = lr.base();
+        }
+        drop(record);
+        let on_main = self.model.devices().first() == self.state.ema_device.as_ref();
+        if let Some(ema) = &self.state.ema
+            && on_main
+            && let Some(ema) = lock(ema).downcast_mut::<Ema<M>>()
+        {
+            ema.update(&self.model);
+        }
+        self
+    }
+}
+
+/// `[loss, −bound, KL]` and the KL per group on the host, in one read.
+fn read_back(out: &StepLoss) -> (Vec<f64>, Vec<f64>) {
+    let mut parts = vec![
+        out.loss.clone().detach(),
+        out.neg_bound.clone(),
+        out.kl.clone(),
+    ];
+    if let Some(groups) = &out.kl_groups {
+        parts.push(groups.clone());
+    }
+    let values: Vec<f64> = Tensor::cat(parts, 0)
+        .try_into_vec_as::<f32>()
+        .unwrap_or_default()
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    if values.len() < 3 {
+        return (vec![f64::NAN; 3], Vec::new());
+    }
+    let groups = values[3..].to_vec();
+    (values[..3].to_vec(), groups)
+}
+
+impl<M> TrainStep for Trainable<M>
+where
+    M: Module + ModuleDisplay + LatentVariableModel + 'static,
+    M::Input: Send + 'static,
+{
+    type Input = ElboBatch<M::Input>;
+    type Output = ElboOutput;
+
+    fn step(&self, batch: ElboBatch<M::Input>) -> TrainOutput<ElboOutput> {
+        let n = batch.x.batch_size();
+        let out = match self
+            .state
+            .objective
+            .step_loss(&self.model, &batch.x, batch.global_step)
+        {
+            Ok(out) => out,
+            Err(error) => {
+                self.fail(error);
+                return skipped(self);
+            }
+        };
+        let (values, kl_groups) = read_back(&out);
+        if !values[0].is_finite() {
+            self.fail(Error::NonFiniteLoss {
+                epoch: batch.epoch + 1,
+                step: batch.step,
+                global_step: batch.global_step,
+                value: values[0],
+            });
+            return skipped(self);
+        }
+        self.add((batch.epoch, n), &values, &kl_groups);
+        let loss = out.loss.clone().div_scalar(self.state.replicas as f64);
+        let grads = loss.backward();
+        let item = ElboOutput::from_values(&values, &kl_groups, n, &out.loss.device());
+        TrainOutput::new(self, grads, item)
+    }
+
+    fn optimize(
+        self,
+        optim: &mut ModuleOptimizer,
+        lr: ModuleLearningRate,
+        grads: GradientsParams,
+    ) -> Self {
+        if self.failed() {
+            return self;
+        }
+        optim.step(lr.clone(), self, grads).after_update(&lr)
+    }
+
+    fn optimize_multi(
+        self,
+        optim: &mut ModuleOptimizer,
+        lr: ModuleLearningRate,
+        grads: MultiGradientsParams,
+    ) -> Self {
+        if self.failed() {
+            return self;
+        }
+        optim.step_multi(lr.clone(), self, grads).after_update(&lr)
+    }
+}
+
+/// The output of a step that was not taken: no gradients, NaN figures.
+fn skipped<M: Module + ModuleDisplay + LatentVariableModel + 'static>(
+    module: &Trainable<M>,
+) -> TrainOutput<ElboOutput> {
+    let device = module
+        .model
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let zero = Tensor::<1>::zeros([1], &device).require_grad();
+    let item = ElboOutput::from_values(&[f64::NAN; 3], &[], 1, &device);
+    TrainOutput::new(module, zero.backward(), item)
+}
+
+impl<M> InferenceStep for Trainable<M>
+where
+    M: Module + ModuleDisplay + LatentVariableModel + 'static,
+    M::Input: Send + 'static,
+{
+    type Input = ElboBatch<M::Input>;
+    type Output = ElboOutput;
+
+    fn step(&self, batch: ElboBatch<M::Input>) -> ElboOutput {
+        let n = batch.x.batch_size();
+        let device = batch.x.device();
+        match self
+            .state
+            .objective
+            .step_loss(&self.model, &batch.x, batch.global_step)
+        {
+            Ok(out) => {
+                let (mut values, kl_groups) = read_back(&out);
+                // The validation loss is the bound, without the objective's weights.
+                values[0] = values[1];
+                let mut record = lock(&self.state.record);
+                if record.epochs.len() <= batch.epoch {
+                    record.epochs.resize(batch.epoch + 1, EpochSums::default());
+                }
+                let sums = &mut record.epochs[batch.epoch];
+                sums.valid_neg_bound += values[1] * n as f64;
+                sums.valid_examples += n;
+                drop(record);
+                ElboOutput::from_values(&values, &kl_groups, n, &device)
+            }
+            Err(error) => {
+                self.fail(error);
+                ElboOutput::from_values(&[f64::NAN; 3], &[], n, &device)
+            }
+        }
+    }
+}
