@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, ModuleDisplay};
 use burn::tensor::{Device, Tensor};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use elbo::LatentVariableModel;
@@ -110,6 +110,8 @@ struct RunArgs {
     /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
     #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
+    #[command(flatten)]
+    learner: common::learner::LearnerArgs,
 }
 
 fn main() {
@@ -128,6 +130,8 @@ fn main() {
 /// The loaded data, the device and the output folder of one run.
 struct Setup {
     train: Images,
+    /// The test images, and as a tensor of levels.
+    test_images: Images,
     test: Tensor<2>,
     grid: GridImage,
     device: Device,
@@ -147,26 +151,36 @@ fn setup(run: &RunArgs, model: &str) -> Result<Setup, Box<dyn std::error::Error>
     Ok(Setup {
         grid: GridImage::of(&train),
         test: test.to_tensor(test.unit(), &device)?,
+        test_images: test,
         train,
         device,
         out,
     })
 }
 
-/// Trains `model` on the 8-bit levels of the training images.
+/// Trains `model` on the 8-bit levels of the training images (with `fit`, or burn-train's
+/// Learner under `--devices`, which evaluates the test images after every epoch).
 fn train<M, C>(
     model: M,
     config: &C,
-    data: &Images,
+    s: &Setup,
+    run: &RunArgs,
     fit_config: &FitConfig,
-    device: &Device,
 ) -> Result<M, elbo::Error>
 where
-    M: Module + LatentVariableModel<Input = Tensor<2>>,
+    M: Module + ModuleDisplay + LatentVariableModel<Input = Tensor<2>> + 'static,
     C: Config,
 {
-    let data = ImageData::new(data.clone(), Binarization::Grey);
-    common::fit_timed(model, config, &data, fit_config, device)
+    let data = ImageData::new(s.train.clone(), Binarization::Grey);
+    let valid = ImageData::new(s.test_images.clone(), Binarization::Grey);
+    run.learner.fit(
+        model,
+        config,
+        (data, valid),
+        fit_config,
+        &s.device,
+        &run.device,
+    )
 }
 
 /// Writes `reconstructions.png`: the first (up to) 32 test images beside `reconstruct`'s
@@ -249,7 +263,7 @@ fn conv_vae(run: RunArgs, k: usize) -> Result<(), Box<dyn std::error::Error>> {
         config.likelihood,
         model.num_params()
     );
-    let model = train(model, &config, &s.train, &fit_config(&run), &s.device)?;
+    let model = train(model, &config, &s, &run, &fit_config(&run))?;
     save_reconstructions(&s, |x| model.reconstruct(x))?;
     elbo::image::save_grid(
         s.out.join("samples.png"),
@@ -284,7 +298,9 @@ fn nvae(run: RunArgs, k: usize) -> Result<(), Box<dyn std::error::Error>> {
         config.likelihood,
         model.num_params()
     );
-    let steps = s.train.count.div_ceil(run.batch_size) * run.epochs;
+    // Optimiser steps: with --devices, each step takes one batch per replica.
+    let replicas = run.learner.replicas(&run.device)?;
+    let steps = s.train.count.div_ceil(run.batch_size).div_ceil(replicas) * run.epochs;
     let mut fit_config = fit_config(&run);
     fit_config.optimizer = OptimizerKind::AdamW { weight_decay: 3e-4 };
     fit_config.objective = Objective::Elbo(ElboObjective {
@@ -293,7 +309,7 @@ fn nvae(run: RunArgs, k: usize) -> Result<(), Box<dyn std::error::Error>> {
         kl_balancing: true,
         ..ElboObjective::default()
     });
-    let model = train(model, &config, &s.train, &fit_config, &s.device)?;
+    let model = train(model, &config, &s, &run, &fit_config)?;
     save_reconstructions(&s, |x| model.reconstruct(x))?;
     elbo::image::save_grid(
         s.out.join("samples-t1.0.png"),
@@ -340,7 +356,7 @@ fn ddpm(
     fit_config.objective = Objective::ModelLoss;
     fit_config.grad_clip_norm = Some(1.0);
     fit_config.ema_decay = (ema > 0.0).then_some(ema);
-    let model = train(model, &config, &s.train, &fit_config, &s.device)?;
+    let model = train(model, &config, &s, &run, &fit_config)?;
     let started = Instant::now();
     let samples = model.sample_ddim(64, ddim_steps, 0.0, false, &s.device)?;
     elbo::image::save_grid(s.out.join("samples-ddim.png"), samples, s.grid, 8)?;

@@ -32,7 +32,8 @@ pub enum DeviceStrategy {
     /// twice (two threads on one device).
     Multi(Vec<Device>),
     /// Distributed data parallel (burn's `ExecutionStrategy::ddp`): gradients are averaged
-    /// by an all-reduce during the backward pass (NCCL on CUDA).
+    /// by an all-reduce during the backward pass. CUDA devices only: burn 0.22.1 runs it
+    /// through NCCL and has no all-reduce for its other backends.
     Ddp(Vec<Device>),
 }
 
@@ -62,6 +63,12 @@ impl DeviceStrategy {
     }
 }
 
+/// Whether `device` is a CUDA device: burn's `Device` shows its backend only through its
+/// `Debug` form (`Device<Cuda(..)>`, or `Device<Autodiff(Cuda(..))>`).
+fn is_cuda(device: &Device) -> bool {
+    format!("{device:?}").contains("Cuda(")
+}
+
 /// Trains `model` on `train` through burn-train's `Learner` and returns it (the EMA if
 /// `config.ema_decay` is set, in training mode on the main device's autodiff device) with
 /// its history; `valid` is evaluated (the bound) after every epoch, into burn's metrics.
@@ -78,8 +85,9 @@ impl DeviceStrategy {
 /// `config.log_epochs` is set.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] for a bad config, empty data or `resume` (resume with burn's
-/// own `SupervisedTraining::checkpoint`); [`Error::NonFiniteLoss`] naming the first step
+/// [`Error::InvalidConfig`] for a bad config, empty data, `resume` (resume with burn's
+/// own `SupervisedTraining::checkpoint`) or [`DeviceStrategy::Ddp`] on a device that is not
+/// CUDA; [`Error::NonFiniteLoss`] naming the first step
 /// whose loss is not finite; the model's error for a batch it rejects.
 pub fn fit_with_learner<M, T>(
     model: M,
@@ -119,6 +127,17 @@ where
         .collect();
     if devices.is_empty() {
         return Err(Error::config("devices", "none", "at least one device"));
+    }
+    if let DeviceStrategy::Ddp(_) = strategy
+        && let Some(other) = devices.iter().find(|d| !is_cuda(d))
+    {
+        // burn 0.22.1 all-reduces on CUDA only (NCCL); elsewhere its dispatch panics.
+        return Err(Error::config(
+            "DeviceStrategy::Ddp",
+            format!("{other:?}"),
+            "CUDA devices (burn 0.22.1 runs distributed data parallel through NCCL only); \
+             use DeviceStrategy::Multi on other backends",
+        ));
     }
     let main = devices[0].clone();
     let train_loader = ElboDataLoader::new(train, config.batch_size, config.seed, 0, &main);

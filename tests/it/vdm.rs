@@ -20,9 +20,10 @@ use rand::RngExt;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-/// The learned schedule's parameters on the host: `(b₁, w₁, w₂, b₂, w₃)`.
+/// The learned schedule's parameters on the host: `(γ_0, r, w₁, w₂, b₂, w₃)`.
 struct HostParams {
-    b1: f64,
+    gamma_0: f64,
+    range: f64,
     w1: f64,
     w2: Vec<f64>,
     b2: Vec<f64>,
@@ -33,7 +34,8 @@ impl HostParams {
     fn of(schedule: &GammaSchedule) -> Self {
         let net = schedule.network.as_ref().expect("a learned schedule");
         HostParams {
-            b1: host(&net.b1.val())[0],
+            gamma_0: host(&net.gamma_0.val())[0],
+            range: host(&net.range.val())[0],
             w1: host(&net.w1.val())[0],
             w2: host(&net.w2.val()),
             b2: host(&net.b2.val()),
@@ -41,16 +43,26 @@ impl HostParams {
         }
     }
 
-    /// `γ(t)` by the module docs' formula, in f64.
-    fn gamma(&self, t: f64) -> f64 {
-        let n = self.w2.len() as f64;
+    /// The network `n(t)` by the module docs' formula, in f64.
+    fn network(&self, t: f64) -> f64 {
+        let m = self.w2.len() as f64;
         let nonlinear: f64 = (0..self.w2.len())
             .map(|j| {
                 let h = self.w2[j].abs() * (2.0 * t - 1.0) + self.b2[j];
                 self.w3[j].abs() * (2.0 / (1.0 + (-h).exp()) - 1.0)
             })
             .sum();
-        self.b1 + self.w1.abs() * t + nonlinear / n
+        self.w1.abs() * t + nonlinear / m
+    }
+
+    /// `n(1) − n(0)`.
+    fn rise(&self) -> f64 {
+        self.network(1.0) - self.network(0.0)
+    }
+
+    /// `γ(t) = γ_0 + |r| (n(t) − n(0)) / (n(1) − n(0))`, in f64.
+    fn gamma(&self, t: f64) -> f64 {
+        self.gamma_0 + self.range.abs() * (self.network(t) - self.network(0.0)) / self.rise()
     }
 }
 
@@ -62,7 +74,8 @@ fn set_params(schedule: &mut GammaSchedule, p: &HostParams) {
         Param::from_tensor(Tensor::<1>::from_floats(v.as_slice(), &device))
     };
     let net = schedule.network.as_mut().expect("a learned schedule");
-    net.b1 = to(&[p.b1]);
+    net.gamma_0 = to(&[p.gamma_0]);
+    net.range = to(&[p.range]);
     net.w1 = to(&[p.w1]);
     net.w2 = to(&p.w2);
     net.b2 = to(&p.b2);
@@ -114,8 +127,9 @@ fn learned_schedule_and_its_slope_match_the_formula() {
     for round in 0..2 {
         if round == 1 {
             let p = HostParams {
-                b1: -7.0,
-                w1: -9.0, // used as |w₁|
+                gamma_0: -7.0,
+                range: -12.0, // used as |r|
+                w1: -9.0,     // used as |w₁|
                 w2: (0..64).map(|_| rng.random_range(-6.0..6.0)).collect(),
                 b2: (0..64).map(|_| rng.random_range(-4.0..4.0)).collect(),
                 w3: (0..64).map(|_| rng.random_range(-20.0..20.0)).collect(),
@@ -164,7 +178,8 @@ fn learned_schedule_is_monotone_for_any_weights() {
     let times = grid(513);
     for case in 0..200 {
         let p = HostParams {
-            b1: draw(&mut rng),
+            gamma_0: draw(&mut rng),
+            range: draw(&mut rng),
             w1: if case % 10 == 0 { 0.0 } else { draw(&mut rng) },
             w2: (0..16).map(|_| draw(&mut rng)).collect(),
             b2: (0..16).map(|_| draw(&mut rng)).collect(),
@@ -173,9 +188,12 @@ fn learned_schedule_is_monotone_for_any_weights() {
         set_params(&mut schedule, &p);
         let (gamma, slope) = schedule.gamma_and_slope(on_device(&times));
         let (gamma, slope) = (host(&gamma), host(&slope));
-        // f32 rounding of a sum of terms as large as the parameters make them.
-        let size = p.b1.abs() + p.w1.abs() + p.w3.iter().map(|w| w.abs()).sum::<f64>() / 16.0;
-        let rounding = 64.0 * size * f32::EPSILON as f64;
+        // f32 rounding: of `n`'s terms (as large as the parameters make them), magnified by
+        // the rescaling to `ĝ`, times |r|, plus that of `γ_0 + |r| ĝ`.
+        let size_n = p.w1.abs() + p.w3.iter().map(|w| w.abs()).sum::<f64>() / 16.0;
+        let magnified = size_n / p.rise().max(1e-30);
+        let rounding =
+            64.0 * f32::EPSILON as f64 * (p.gamma_0.abs() + p.range.abs() * (1.0 + magnified));
         for i in 1..gamma.len() {
             assert!(
                 gamma[i] >= gamma[i - 1] - rounding,
@@ -324,7 +342,8 @@ fn curved_schedule() -> (Vdm<OptimalGaussian>, HostParams) {
         .with_gamma_max(6.0);
     let mut vdm = gaussian_vdm(DiffusionTime::Continuous, schedule);
     let p = HostParams {
-        b1: -9.0,
+        gamma_0: -9.0,
+        range: 14.0,
         w1: 6.0,
         w2: (0..64)
             .map(|j| 4.0 + (j as f64 * 0.7).sin() * 3.0)
@@ -555,8 +574,9 @@ fn gradient_scale_multiplies_the_gradient_by_late_factors() {
 
 /// The variance gradient of a learned schedule: at fixed times and noise, with the
 /// optimal predictor for Gaussian data, the gradient of `Σ_i L_i` with
-/// `ScheduleGradient::Variance` equals `Σ_i 2 L_i ∂L_i/∂η` computed one example at a time
-/// with the plain gradient (for `w₁` and the `b₂` vector; 1e-3 relative, f32 sums), while
+/// `ScheduleGradient::Variance` equals, for the shape's parameters (`w₁` and the `b₂`
+/// vector), `Σ_i 2 L_i ∂L_i/∂η` computed one example at a time with the plain gradient, and
+/// for the endpoints (`γ_0`, `r`) the plain `Σ_i ∂L_i/∂η` (1e-3 relative, f32 sums), while
 /// the value is the same; continuous time and T = 10.
 #[test]
 fn variance_gradient_is_twice_the_loss_times_its_gradient() {
@@ -584,7 +604,8 @@ fn variance_gradient_is_twice_the_loss_times_its_gradient() {
             };
             let mut vdm = Vdm::new(denoiser, &config, &device).unwrap();
             let p = HostParams {
-                b1: -9.0,
+                gamma_0: -9.0,
+                range: 15.0,
                 w1: 12.0,
                 w2: (0..8).map(|j| 2.0 + j as f64 * 0.5).collect(),
                 b2: (0..8).map(|j| (j as f64 * 1.1).sin()).collect(),
@@ -595,7 +616,8 @@ fn variance_gradient_is_twice_the_loss_times_its_gradient() {
                 Param::from_tensor(Tensor::<1>::from_floats(v.as_slice(), &device))
             };
             let net = vdm.schedule.network.as_mut().unwrap();
-            net.b1 = device_params(&[p.b1]);
+            net.gamma_0 = device_params(&[p.gamma_0]);
+            net.range = device_params(&[p.range]);
             net.w1 = device_params(&[p.w1]);
             net.w2 = device_params(&p.w2);
             net.b2 = device_params(&p.b2);
@@ -623,19 +645,36 @@ fn variance_gradient_is_twice_the_loss_times_its_gradient() {
             let net = vdm.schedule.network.as_ref().unwrap();
             let mut g = host(&net.w1.val().grad(&grads).unwrap());
             g.extend(host(&net.b2.val().grad(&grads).unwrap()));
-            (total, g)
+            let mut ends = host(&net.gamma_0.val().grad(&grads).unwrap());
+            ends.extend(host(&net.range.val().grad(&grads).unwrap()));
+            (total, g, ends)
         };
         let variance = build(ScheduleGradient::Variance);
-        let (total, got) = grads_of(&variance, 0..3);
+        let (total, got, got_ends) = grads_of(&variance, 0..3);
         let bound = build(ScheduleGradient::Bound);
         let mut want = vec![0.0; got.len()];
+        let mut want_ends = vec![0.0; got_ends.len()];
         let mut total_bound = 0.0;
         for i in 0..3 {
-            let (l, g) = grads_of(&bound, i..i + 1);
+            let (l, g, ends) = grads_of(&bound, i..i + 1);
             total_bound += l;
             for (w, gi) in want.iter_mut().zip(g) {
                 *w += 2.0 * l * gi;
             }
+            for (w, gi) in want_ends.iter_mut().zip(ends) {
+                *w += gi;
+            }
+        }
+        let size = want_ends.iter().fold(0f64, |m, v| m.max(v.abs()));
+        assert!(
+            size > 1e-3,
+            "{time:?}: the endpoints' gradient vanished: {want_ends:?}"
+        );
+        for (g, w) in got_ends.iter().zip(&want_ends) {
+            assert!(
+                (g - w).abs() < 1e-3 * size,
+                "{time:?} endpoints: {got_ends:?} vs {want_ends:?}"
+            );
         }
         assert!(
             (total - total_bound).abs() < 1e-3 * total_bound.abs(),

@@ -259,9 +259,10 @@ impl<N: Denoiser> Vdm<N> {
     /// T steps:     t = ⌈uT⌉/T,      ½ T (e^{γ(t) − γ(t − 1/T)} − 1) ‖ε − ε̂(z_t; t)‖²
     /// z_t = α_t x + σ_t ε
     /// ```
-    /// With a learned schedule and [`ScheduleGradient::Variance`], `γ` reaches the loss
-    /// through a [`GradientScale`] of factors `2 L_i`, so that the schedule's parameters
-    /// get the gradient of `Σ_i L_i²` and the denoiser that of `Σ_i L_i`; the value is the
+    /// With a learned schedule and [`ScheduleGradient::Variance`], the schedule's shape
+    /// `ĝ` (of `γ = γ_0 + |r| ĝ`) reaches the loss through a [`GradientScale`] of factors
+    /// `2 L_i`, so that the shape's parameters get the gradient of `Σ_i L_i²` while the
+    /// endpoints `γ_0`, `|r|` and the denoiser get that of `Σ_i L_i`; the value is the
     /// same.
     ///
     /// # Errors
@@ -287,8 +288,13 @@ impl<N: Denoiser> Vdm<N> {
             && x.device().is_autodiff();
         let scale = GradientScale::new();
         let through = |g: Tensor<1>| if variance { scale.apply(g) } else { g };
-        let (gamma_t, slope) = self.schedule.gamma_and_slope(t.clone());
-        let (gamma_t, slope) = (through(gamma_t), through(slope));
+        // γ = γ_0 + |r| ĝ: the shape ĝ passes the variance gradient, the endpoints the
+        // bound's.
+        let (gamma_0, range) = self.schedule.endpoints(&x.device());
+        let (gamma_0, range) = (gamma_0.expand([b]), range.expand([b]));
+        let (shape, shape_slope) = self.schedule.shape_and_slope(t.clone());
+        let gamma_t = through(shape) * range.clone() + gamma_0.clone();
+        let slope = through(shape_slope) * range.clone();
         let (alpha, sigma) = alpha_sigma(gamma_t.clone());
         let z = x.clone() * column(alpha) + eps.clone() * column(sigma);
         let eps_hat = self.predict_noise(z, gamma_t.clone())?;
@@ -296,7 +302,10 @@ impl<N: Denoiser> Vdm<N> {
         let weight = match self.settings.time {
             DiffusionTime::Continuous => slope,
             DiffusionTime::Discrete { steps } => {
-                let gamma_s = through(self.schedule.gamma(t.sub_scalar(1.0 / steps as f64)));
+                let (shape_s, _) = self
+                    .schedule
+                    .shape_and_slope(t.sub_scalar(1.0 / steps as f64));
+                let gamma_s = through(shape_s) * range + gamma_0;
                 (gamma_t - gamma_s)
                     .exp()
                     .sub_scalar(1.0)

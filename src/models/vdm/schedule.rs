@@ -1,20 +1,26 @@
 //! The noise schedule of a Variational Diffusion Model: `γ(t) = −log SNR(t)` on
 //! `t ∈ [0, 1]`, fixed linear or learned by a monotone network (Kingma et al. 2021, §3.4
-//! and appendix H; the network of their `NoiseSchedule_NNet`).
+//! and appendix H; the network of their `NoiseSchedule_NNet`), between learned endpoints.
 //!
 //! # Formula
 //! ```text
 //! α_t² = sigmoid(−γ(t)),   σ_t² = sigmoid(γ(t)),   SNR(t) = α_t² / σ_t² = e^{−γ(t)}
 //!
-//! fixed:    γ(t) = γ_min + (γ_max − γ_min) t
-//! learned:  γ(t) = b₁ + |w₁| t + (1/n) Σ_j |w₃,j| φ(|w₂,j| (2t − 1) + b₂,j),   φ(h) = 2σ(h) − 1
-//!           γ'(t) = |w₁| + (4/n) Σ_j |w₃,j| |w₂,j| σ(h_j)(1 − σ(h_j))
+//! γ(t) = γ_0 + |r| ĝ(t),   γ'(t) = |r| ĝ'(t),   ĝ(0) = 0, ĝ(1) = 1
+//!
+//! fixed:    γ_0 = γ_min, |r| = γ_max − γ_min, ĝ(t) = t
+//! learned:  ĝ(t) = (n(t) − n(0)) / (n(1) − n(0)),   ĝ'(t) = n'(t) / (n(1) − n(0))
+//!           n(t) = |w₁| t + (1/m) Σ_j |w₃,j| φ(|w₂,j| (2t − 1) + b₂,j),   φ(h) = 2σ(h) − 1
+//!           n'(t) = |w₁| + (4/m) Σ_j |w₃,j| |w₂,j| σ(h_j)(1 − σ(h_j))
 //! ```
-//! Every weight enters through its absolute value and `φ` increases, so the learned `γ` is
-//! non-decreasing in `t` for any parameters, and increasing while `w₁ ≠ 0`. It starts at
-//! the fixed schedule (`b₁ = γ_min`, `w₁ = γ_max − γ_min`) plus the network's non-linear
-//! part (at most `mean_j |w₃,j|` in size); its endpoints `γ(0)`, `γ(1)` are learned with
-//! it.
+//! Every weight of `n` enters through its absolute value and `φ` increases, so the learned
+//! `γ` is non-decreasing in `t` for any parameters. The endpoints `γ(0) = γ_0` and
+//! `γ(1) = γ_0 + |r|` are parameters of their own, apart from the shape `ĝ`: the
+//! continuous-time loss depends on the schedule only through its endpoints (VDM eq. 20), so
+//! the endpoints are trained on the bound and the shape, which cannot change the expected
+//! loss, on its variance ([`ScheduleGradient::Variance`](super::ScheduleGradient)). It
+//! starts at the fixed schedule's endpoints with `|w₁| = γ_max − γ_min`, so that `ĝ` is
+//! close to the line (the network's part is at most `mean_j |w₃,j|` beside it).
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -94,7 +100,8 @@ impl GammaScheduleConfig {
                     ))
                 };
                 Some(MonotoneNetwork {
-                    b1: scalar(self.gamma_min),
+                    gamma_0: scalar(self.gamma_min),
+                    range: scalar(self.gamma_max - self.gamma_min),
                     w1: scalar(self.gamma_max - self.gamma_min),
                     w2: normal(),
                     b2: normal(),
@@ -110,45 +117,59 @@ impl GammaScheduleConfig {
     }
 }
 
-/// The learned schedule's monotone network: a linear part and `n` monotone units.
+/// The learned schedule: its endpoints and the monotone network `n` of its shape.
 #[derive(Module, Debug)]
 pub struct MonotoneNetwork {
-    /// `b₁`, `[1]` (`γ_min` at initialisation).
-    pub b1: Param<Tensor<1>>,
-    /// `w₁`, `[1]` (`γ_max − γ_min` at initialisation), used as `|w₁|`.
+    /// `γ_0 = γ(0)`, `[1]` (`γ_min` at initialisation).
+    pub gamma_0: Param<Tensor<1>>,
+    /// `r`, `[1]`, used as `|r| = γ(1) − γ(0)` (`γ_max − γ_min` at initialisation).
+    pub range: Param<Tensor<1>>,
+    /// `w₁`, `[1]`, used as `|w₁|` (`γ_max − γ_min` at initialisation).
     pub w1: Param<Tensor<1>>,
-    /// `w₂`: the units' input weights, `[n]`.
+    /// `w₂`: the units' input weights, `[m]`.
     pub w2: Param<Tensor<1>>,
-    /// `b₂`: the units' biases, `[n]`.
+    /// `b₂`: the units' biases, `[m]`.
     pub b2: Param<Tensor<1>>,
-    /// `w₃`: the units' output weights, `[n]`.
+    /// `w₃`: the units' output weights, `[m]`.
     pub w3: Param<Tensor<1>>,
 }
 
 impl MonotoneNetwork {
-    /// `γ(t)` and `γ'(t)`, `[batch]` each (the module docs' formula).
-    fn gamma_and_slope(&self, t: Tensor<1>) -> (Tensor<1>, Tensor<1>) {
+    /// `n(t)` and `n'(t)`, `[batch]` each (the module docs' formula).
+    fn network_and_slope(&self, t: Tensor<1>) -> (Tensor<1>, Tensor<1>) {
         let [b] = t.dims();
-        let [n] = self.w2.dims();
+        let [m] = self.w2.dims();
         let w1 = self.w1.val().abs().expand([b]);
-        let linear = t.clone() * w1.clone() + self.b1.val().expand([b]);
-        let w2 = self.w2.val().abs().reshape([1, n]);
-        let w3 = self.w3.val().abs().reshape([1, n]);
-        // h = |w₂| (2t − 1) + b₂,  [b, n]
+        let linear = t.clone() * w1.clone();
+        let w2 = self.w2.val().abs().reshape([1, m]);
+        let w3 = self.w3.val().abs().reshape([1, m]);
+        // h = |w₂| (2t − 1) + b₂,  [b, m]
         let u = t.mul_scalar(2.0).sub_scalar(1.0).reshape([b, 1]);
-        let h = u * w2.clone() + self.b2.val().reshape([1, n]);
+        let h = u * w2.clone() + self.b2.val().reshape([1, m]);
         let s = activation::sigmoid(h);
         let phi = s.clone().mul_scalar(2.0).sub_scalar(1.0);
         let nonlinear = (phi * w3.clone())
             .sum_dim(1)
             .reshape([b])
-            .div_scalar(n as f64);
+            .div_scalar(m as f64);
         let ds = s.clone() * s.neg().add_scalar(1.0);
         let d_nonlinear = (ds * w2 * w3)
             .sum_dim(1)
             .reshape([b])
-            .mul_scalar(4.0 / n as f64);
+            .mul_scalar(4.0 / m as f64);
         (linear + nonlinear, w1 + d_nonlinear)
+    }
+
+    /// `ĝ(t)` and `ĝ'(t)`, `[batch]` each: `n` rescaled to run from 0 at `t = 0` to 1 at
+    /// `t = 1` (a flat `n`, whose rise is below 1e-30, gives `ĝ = 0`).
+    fn shape_and_slope(&self, t: Tensor<1>) -> (Tensor<1>, Tensor<1>) {
+        let [b] = t.dims();
+        let ends = Tensor::<1>::from_floats([0.0, 1.0], &t.device());
+        let (n, slope) = self.network_and_slope(Tensor::cat(vec![t, ends], 0));
+        let n_0 = n.clone().narrow(0, b, 1);
+        let rise = (n.clone().narrow(0, b + 1, 1) - n_0.clone()).clamp_min(1e-30);
+        let shape = (n.narrow(0, 0, b) - n_0.expand([b])) / rise.clone().expand([b]);
+        (shape, slope.narrow(0, 0, b) / rise.expand([b]))
     }
 }
 
@@ -182,15 +203,38 @@ pub struct GammaSchedule {
 
 impl GammaSchedule {
     /// `γ(t)` and its derivative `γ'(t)` for each `t` of `[batch]`, both `[batch]` and
-    /// differentiable in the schedule's parameters.
+    /// differentiable in the schedule's parameters: `γ_0 + |r| ĝ(t)` and `|r| ĝ'(t)`.
     pub fn gamma_and_slope(&self, t: Tensor<1>) -> (Tensor<1>, Tensor<1>) {
+        let [b] = t.dims();
+        let (gamma_0, range) = self.endpoints(&t.device());
+        let (shape, shape_slope) = self.shape_and_slope(t);
+        let range = range.expand([b]);
+        (
+            shape * range.clone() + gamma_0.expand([b]),
+            shape_slope * range,
+        )
+    }
+
+    /// The shape `ĝ(t)` (from 0 at `t = 0` to 1 at `t = 1`) and its derivative, `[batch]`
+    /// each: `t` and 1 for the fixed schedule.
+    pub fn shape_and_slope(&self, t: Tensor<1>) -> (Tensor<1>, Tensor<1>) {
         match &self.network {
-            Some(network) => network.gamma_and_slope(t),
+            Some(network) => network.shape_and_slope(t),
             None => {
-                let range = self.gamma_max - self.gamma_min;
-                let slope = Tensor::ones_like(&t).mul_scalar(range);
-                (t.mul_scalar(range).add_scalar(self.gamma_min), slope)
+                let slope = Tensor::ones_like(&t);
+                (t, slope)
             }
+        }
+    }
+
+    /// The endpoints as `(γ_0, |r|)`, `[1]` each: `γ(0)` and `γ(1) − γ(0)`.
+    pub fn endpoints(&self, device: &Device) -> (Tensor<1>, Tensor<1>) {
+        match &self.network {
+            Some(network) => (network.gamma_0.val(), network.range.val().abs()),
+            None => (
+                Tensor::from_floats([self.gamma_min as f32], device),
+                Tensor::from_floats([(self.gamma_max - self.gamma_min) as f32], device),
+            ),
         }
     }
 
