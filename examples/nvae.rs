@@ -147,7 +147,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ..ElboObjective::default()
     });
     let data = ImageData::new(train, Binarization::Dynamic);
-    let valid = ImageData::new(test.clone(), Binarization::Grey);
+    let valid = ImageData::new(common::learner::binary_as_levels(&test), Binarization::Grey);
     let model = args.learner.fit(
         model,
         &config,

@@ -7,6 +7,17 @@ use burn::tensor::Device;
 use elbo::data::TrainData;
 use elbo::train::{FitConfig, History};
 
+/// Already binarised images (bytes 0/1, as the fixed binarised MNIST test file holds) as
+/// the levels 0/255, so that `Binarization::Grey` reads them as 0 and 1: the validation
+/// data of the binary examples.
+pub fn binary_as_levels(images: &elbo::data::Images) -> elbo::data::Images {
+    let mut levels = images.clone();
+    for p in &mut levels.pixels {
+        *p = if *p > 0 { 255 } else { 0 };
+    }
+    levels
+}
+
 /// The flags that send training through burn-train's Learner.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LearnerArgs {

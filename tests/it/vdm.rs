@@ -366,6 +366,10 @@ fn curved_schedule() -> (Vdm<OptimalGaussian>, HostParams) {
 fn continuous_diffusion_loss_is_exact_on_gaussian_data() {
     let fixed = gaussian_vdm(DiffusionTime::Continuous, GammaScheduleConfig::new());
     let (curved, p) = curved_schedule();
+    // The same curve between the fixed schedule's endpoints: eq. 20 says the same loss.
+    let (mut curved_same_ends, mut q) = curved_schedule();
+    (q.gamma_0, q.range) = (-13.3, 18.3);
+    set_params(&mut curved_same_ends.schedule, &q);
     let x = gaussian_data(20_000);
     for (name, vdm, want) in [
         ("fixed", &fixed, continuous_loss(-13.3, 5.0)),
@@ -374,8 +378,14 @@ fn continuous_diffusion_loss_is_exact_on_gaussian_data() {
             &curved,
             continuous_loss(p.gamma(0.0), p.gamma(1.0)),
         ),
+        (
+            "curved, fixed's endpoints",
+            &curved_same_ends,
+            continuous_loss(-13.3, 5.0),
+        ),
     ] {
         let (mean, se) = mean_se(&vdm.diffusion_loss(&x).unwrap());
+        println!("continuous diffusion loss, {name}: {mean:.4} ± {se:.4} (closed form {want:.4})");
         assert!(
             (mean - want).abs() < 4.0 * se,
             "{name}: {mean} ± {se} vs the closed form {want}"
@@ -409,6 +419,14 @@ fn discrete_diffusion_loss_is_exact_and_tends_to_the_continuous_one() {
         .iter()
         .map(|&t| discrete_loss(&fixed, t))
         .collect();
+    println!("T = 10: Monte Carlo {mean:.4} ± {se:.4}");
+    for (t, l) in [10, 100, 1000].iter().zip(&losses) {
+        println!(
+            "T = {t}: closed form {l:.5}, minus T = ∞: {:.5}",
+            l - infinite
+        );
+    }
+    println!("T = ∞: closed form {infinite:.5}");
     assert!(losses[0] > losses[1] && losses[1] > losses[2] && losses[2] > infinite);
     // First order in 1/T: ten times the steps, a tenth of the gap (within 20 %).
     let ratio = (losses[1] - infinite) / (losses[2] - infinite);
