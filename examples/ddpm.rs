@@ -99,6 +99,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = DdpmConfig::mnist_small();
     (config.height, config.width) = (h, w);
     config.unet.base_channels = args.base_channels;
+    // The initial weights from --seed (the device's stream is drawn from the entropy of
+    // the process until it is seeded).
+    device.seed(args.seed);
     let model = config.init(&device)?;
     println!(
         "data: {} training images ({h}×{w}, 8-bit, scaled to [-1, 1]), {} test images, device {}; \

@@ -148,6 +148,9 @@ fn setup(run: &RunArgs, model: &str) -> Result<Setup, Box<dyn std::error::Error>
     );
     let out = run.out.join(model);
     std::fs::create_dir_all(&out)?;
+    // The initial weights from --seed (the device's stream is drawn from the entropy of
+    // the process until it is seeded).
+    device.seed(run.seed);
     Ok(Setup {
         grid: GridImage::of(&train),
         test: test.to_tensor(test.unit(), &device)?,

@@ -104,6 +104,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let config = GaussianVaeConfig::new(train.dim(), args.latent).with_hidden(args.hidden.clone());
+    // The initial weights from --seed (the device's stream is drawn from the entropy of
+    // the process until it is seeded).
+    device.seed(args.seed);
     let model = config.init(&device)?;
     let mut fit_config = FitConfig::new(args.epochs, args.batch_size);
     fit_config.learning_rate = args.lr;

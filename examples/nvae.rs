@@ -113,6 +113,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Preset::Large => NvaeConfig::mnist_large(),
     };
     (config.height, config.width) = (h, w);
+    // The initial weights from --seed (the device's stream is drawn from the entropy of
+    // the process until it is seeded).
+    device.seed(args.seed);
     let model = config.init(&device)?;
     println!(
         "data: {} training images ({h}×{w}, dynamically binarised), {} test images (fixed \

@@ -181,6 +181,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args,
     };
     let (config, device) = (&setup.config, &setup.device);
+    // The initial weights from --seed (the device's stream is drawn from the entropy of
+    // the process until it is seeded).
+    device.seed(setup.args.seed);
     match setup.args.head {
         Head::Gaussian | Head::Warmup => train_and_report(&setup, config.gaussian(device)?, None),
         Head::Bn => train_and_report(

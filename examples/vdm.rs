@@ -110,6 +110,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.fourier {
         config.unet.fourier_exponents = vec![6, 7];
     }
+    // The initial weights from --seed (the device's stream is drawn from the entropy of
+    // the process until it is seeded).
+    device.seed(args.seed);
     let model = config.init(&device)?;
     println!(
         "data: {} training images ({h}×{w}, 8-bit), {} test images, device {}; VDM, {} \
