@@ -235,3 +235,72 @@ fn a_non_finite_loss_or_a_bad_config_is_an_error() {
         );
     }
 }
+
+/// Every kind of data the crate ships goes through the Learner: sentences (length-bucketed
+/// batches of `TokenBatch`es) and labelled images (`LabeledBatch`es), each trained for two
+/// epochs with a finite bound that falls (a model that learns nothing from 2 epochs at
+/// rate 1e-2 on these tiny sets would not lower it).
+#[test]
+fn sentences_and_labelled_images_train_through_the_learner() {
+    use elbo::data::{CharVocab, Images, LabeledImageData, SentenceData};
+    use elbo::models::TextVaeConfig;
+    use elbo::models::cvae::ConditionalVaeConfig;
+
+    let device = common::device();
+    let mut fit_config = FitConfig::new(2, 8);
+    fit_config.progress = false;
+    fit_config.learning_rate = 1e-2;
+
+    let text: Vec<String> = (0..32)
+        .map(|i| ["abc.", "abd!", "bca.", "cab?"][i % 4].to_string())
+        .collect();
+    let vocab = CharVocab::from_sentences(text.iter().map(String::as_str));
+    let sentences = Arc::new(SentenceData::new(&text, &vocab));
+    let config = TextVaeConfig::new(vocab.len())
+        .with_latent_dim(3)
+        .with_embedding(5)
+        .with_encoder_hidden(6)
+        .with_decoder_hidden(7)
+        .with_max_chars(12);
+    let (_, history) = fit_with_learner(
+        config.gaussian(&device).unwrap(),
+        sentences.clone(),
+        sentences,
+        &fit_config,
+        DeviceStrategy::Single(device.clone()),
+    )
+    .unwrap();
+    let (first, last) = (history.epochs[0].neg_bound, history.epochs[1].neg_bound);
+    assert!(
+        last.is_finite() && last < first,
+        "sentences: −ELBO {first} → {last}"
+    );
+
+    let (count, mut labels, mut pixels) = (32, Vec::new(), Vec::new());
+    for n in 0..count {
+        labels.push((n % 2) as u8);
+        pixels.extend((0..16).map(|p| if (p % 4 < 2) == (n % 2 == 0) { 255 } else { 0 }));
+    }
+    let images = Images {
+        count,
+        channels: 1,
+        rows: 4,
+        cols: 4,
+        pixels,
+    };
+    let labelled = Arc::new(LabeledImageData::new(images, labels, 2).unwrap());
+    let config = ConditionalVaeConfig::new(16, 2, 2).with_hidden(vec![16]);
+    let (_, history) = fit_with_learner(
+        config.init(&device).unwrap(),
+        labelled.clone(),
+        labelled,
+        &fit_config,
+        DeviceStrategy::Multi(vec![device.clone(), device.clone()]),
+    )
+    .unwrap();
+    let (first, last) = (history.epochs[0].neg_bound, history.epochs[1].neg_bound);
+    assert!(
+        last.is_finite() && last < first,
+        "labelled images: −ELBO {first} → {last}"
+    );
+}
