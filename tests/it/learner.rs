@@ -82,16 +82,30 @@ fn one_sgd_step<M>(model: M, data: &Arc<ImageData>, batch: usize, devices: Vec<D
 where
     M: Module + burn::module::ModuleDisplay + LatentVariableModel<Input = Tensor<2>> + 'static,
 {
-    let main = devices[0].clone();
     let replicas = devices.len();
-    let strategy = if replicas == 1 {
+    let trainable = Trainable::new(model.fork(&devices[0]), Objective::default(), replicas);
+    sgd_steps(trainable, data, batch, devices).model
+}
+
+/// SGD at rate 1 for one epoch of `data` through burn's `SupervisedTraining` on `devices`,
+/// `batch` examples per replica; returns the trained `Trainable`.
+fn sgd_steps<M>(
+    trainable: Trainable<M>,
+    data: &Arc<ImageData>,
+    batch: usize,
+    devices: Vec<Device>,
+) -> Trainable<M>
+where
+    M: Module + burn::module::ModuleDisplay + LatentVariableModel<Input = Tensor<2>> + 'static,
+{
+    let main = devices[0].clone();
+    let strategy = if devices.len() == 1 {
         ExecutionStrategy::single(main.clone())
     } else {
         ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice)
     };
     let train = ElboDataLoader::new(data.clone(), batch, 7, 0, &main);
     let valid = ElboDataLoader::new(data.clone(), data.len(), 7, 0, &main);
-    let trainable = Trainable::new(model.fork(&main), Objective::default(), replicas);
     let learner = Learner::new(trainable, SgdConfig::new().init(), ConstantLr::new(1.0));
     let dir = std::env::temp_dir().join(format!("elbo-test-learner-{}", std::process::id()));
     let result = SupervisedTraining::new(&dir, Arc::new(train), Arc::new(valid))
@@ -100,7 +114,56 @@ where
         .with_application_logger(None)
         .with_training_strategy(strategy.into())
         .launch(learner);
-    result.model.model
+    result.model
+}
+
+/// The EMA is updated once per optimiser step, after it, on the main device: after one SGD
+/// step (32 examples: one batch of 32 on one device, or 16 on each of two replicas) the
+/// average with decay `d` is `d·θ_0 + (1−d)·θ_1`, θ_1 the weights after the step (1e-5
+/// absolute, f32 blends of weights of order 1). An update per replica would give
+/// `d²·θ_0 + (1−d²)·θ_1`; one before the step, `θ_0`.
+#[test]
+fn the_ema_follows_each_optimiser_step_once() {
+    let device = common::device().autodiff();
+    let data = Arc::new(ImageData::new(
+        common::mnist_train(32),
+        Binarization::Fixed { seed: 3 },
+    ));
+    let config = GaussianVaeConfig::new(784, 4).with_hidden(vec![16]);
+    device.seed(13);
+    let start = ModeVae {
+        vae: config.init(&device).unwrap(),
+    };
+    let theta_0 = flatten(&start);
+    let d = 0.6;
+    for replicas in [1usize, 2] {
+        let trainable = Trainable::new(start.clone(), Objective::default(), replicas)
+            .with_ema(d)
+            .unwrap();
+        let trained = sgd_steps(
+            trainable,
+            &data,
+            32 / replicas,
+            vec![device.clone(); replicas],
+        );
+        let theta_1 = flatten(&trained.model);
+        let average = flatten(&trained.ema_model().unwrap());
+        let step = max_abs_diff(&theta_0, &theta_1);
+        assert!(
+            step > 1e-2,
+            "{replicas} replica(s): the step moved the weights by {step}"
+        );
+        let expected: Vec<f64> = theta_0
+            .iter()
+            .zip(&theta_1)
+            .map(|(a, b)| d * a + (1.0 - d) * b)
+            .collect();
+        let diff = max_abs_diff(&average, &expected);
+        assert!(
+            diff < 1e-5,
+            "{replicas} replica(s): the average is off by {diff}"
+        );
+    }
 }
 
 #[test]
