@@ -21,7 +21,7 @@ use clap::Parser;
 use elbo::data::{Binarization, ImageData};
 use elbo::models::vdm::{DiffusionTime, GammaScheduleConfig, ScheduleKind, VdmConfig};
 use elbo::objective::{bits_per_dim, elbo_estimate};
-use elbo::train::{FitConfig, LrSchedule, fit};
+use elbo::train::{FitConfig, LrSchedule};
 
 /// Trains a VDM on 8-bit MNIST-format images on its own bound; writes ancestral samples and
 /// reports the test bound in bits/dim.
@@ -83,6 +83,8 @@ struct Args {
     /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
     #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
+    #[command(flatten)]
+    learner: common::learner::LearnerArgs,
 }
 
 fn main() {
@@ -140,16 +142,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     fit_config.ema_decay = (args.ema > 0.0).then_some(args.ema);
     fit_config.checkpoint_dir = args.checkpoint.clone();
     fit_config.resume = args.resume;
-    device.seed(args.seed);
-    let started = Instant::now();
     let data = ImageData::new(train, Binarization::Grey);
-    let (model, _history) = fit(model, &config, &data, &fit_config, &device)?;
-    println!(
-        "trained {} epochs in {:.1} s",
-        args.epochs,
-        started.elapsed().as_secs_f64()
-    );
-    let model = model.valid();
+    let valid = ImageData::new(test.clone(), Binarization::Grey);
+    let model = args.learner.fit(
+        model,
+        &config,
+        (data, valid),
+        &fit_config,
+        &device,
+        &args.device,
+    )?;
     let gammas = model.schedule.gamma_on_host(&[0.0, 0.5, 1.0], &device)?;
     println!(
         "schedule: γ(0) = {:.3}, γ(½) = {:.3}, γ(1) = {:.3}",

@@ -14,14 +14,12 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use burn::module::Module;
 use clap::Parser;
 use elbo::data::{Binarization, ImageData};
 use elbo::models::{VmfKappa, VmfVaeConfig};
 use elbo::objective::LikelihoodConfig;
-use elbo::train::{FitConfig, fit};
+use elbo::train::FitConfig;
 
 /// Trains the vMF-VAE (latents on the unit sphere, uniform prior) on MNIST-format data,
 /// then reports the importance-sampled test NLL and writes sample and reconstruction grids.
@@ -63,6 +61,8 @@ struct Args {
     /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
     #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
+    #[command(flatten)]
+    learner: common::learner::LearnerArgs,
 }
 
 /// `learned`, `learned:K0` or a number (the config checks the ranges).
@@ -108,17 +108,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     fit_config.learning_rate = args.lr;
     fit_config.seed = args.seed;
     fit_config.log_epochs = true;
-    device.seed(args.seed);
-    let started = Instant::now();
     let data = ImageData::new(train, Binarization::Dynamic);
-    let (model, _history) = fit(model, &config, &data, &fit_config, &device)?;
-    println!(
-        "trained {} epochs in {:.1} s",
-        args.epochs,
-        started.elapsed().as_secs_f64()
-    );
-
-    let model = model.valid();
+    let valid = ImageData::new(common::learner::binary_as_levels(&test), Binarization::Grey);
+    let model = args.learner.fit(
+        model,
+        &config,
+        (data, valid),
+        &fit_config,
+        &device,
+        &args.device,
+    )?;
     let x_test = common::report::elbo_and_pictures(&model, &test, &args.out, args.seed, &device)?;
     let kappa = model.encode(&x_test)?.kappa();
     let mean_kappa: f32 = kappa.clone().mean().into_scalar();
