@@ -104,6 +104,8 @@ struct RunArgs {
     /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
     #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
+    #[command(flatten)]
+    learner: common::learner::LearnerArgs,
 }
 
 fn main() {
@@ -217,7 +219,14 @@ fn vae(run: RunArgs, latent: usize) -> Result<(), Box<dyn std::error::Error>> {
     fit_config.learning_rate = run.lr;
     fit_config.seed = run.seed;
     fit_config.log_epochs = true;
-    let model = common::fit_timed(model, &config, &train, &fit_config, &device)?;
+    let model = run.learner.fit(
+        model,
+        &config,
+        (train.clone(), test.clone()),
+        &fit_config,
+        &device,
+        &run.device,
+    )?;
     let (classifier, accuracy) = classifier(&run, &train, &test, &device)?;
     device.seed(run.seed.wrapping_add(2));
     let z = model
@@ -259,7 +268,14 @@ fn ddpm(
     fit_config.objective = Objective::ModelLoss;
     fit_config.grad_clip_norm = Some(1.0);
     fit_config.ema_decay = (ema > 0.0).then_some(ema);
-    let model = common::fit_timed(model, &config, &train, &fit_config, &device)?;
+    let model = run.learner.fit(
+        model,
+        &config,
+        (train.clone(), test.clone()),
+        &fit_config,
+        &device,
+        &run.device,
+    )?;
     let (classifier, accuracy) = classifier(&run, &train, &test, &device)?;
     for &w in guidance {
         device.seed(run.seed.wrapping_add(2));

@@ -28,7 +28,7 @@ use elbo::objective::{
     ElboObjective, LikelihoodConfig, Objective, active_units, kl_per_group, log_likelihood,
     mutual_information,
 };
-use elbo::train::{FitConfig, fit};
+use elbo::train::FitConfig;
 use elbo::{Batch, Decoder, Distribution, KlDivergence, Posterior, PosteriorHead, Prior};
 
 /// The posterior heads on the LSTM encoder.
@@ -132,6 +132,8 @@ struct Args {
     /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
     #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
+    #[command(flatten)]
+    learner: common::learner::LearnerArgs,
 }
 
 fn main() {
@@ -268,7 +270,7 @@ where
     H::Posterior: Posterior<Value = Tensor<2>> + KlDivergence<P>,
     P: Prior<Value = Tensor<2>> + Module,
     LstmEncoder<H>: Module,
-    TextVae<H, P>: Module,
+    TextVae<H, P>: Module + burn::module::ModuleDisplay + 'static,
 {
     let args = &setup.args;
     let device = &setup.device;
@@ -294,14 +296,14 @@ where
         warmup_steps: warmup,
         ..ElboObjective::default()
     });
-    device.seed(args.seed);
-    let started = Instant::now();
-    let (vae, _history) = fit(vae, &setup.config, &setup.train, &fit_config, device)?;
-    println!(
-        "trained {} epochs in {:.1} s",
-        args.epochs,
-        started.elapsed().as_secs_f64()
-    );
+    let vae = args.learner.fit(
+        vae,
+        &setup.config,
+        (setup.train.clone(), setup.test.clone()),
+        &fit_config,
+        device,
+        &args.device,
+    )?;
     if let Some(floor) = kl_floor {
         println!(
             "head {}: analytic KL floor after training {:.3} nats",

@@ -22,7 +22,7 @@ use clap::Parser;
 use elbo::data::{CharVocab, SentenceData, TokenBatch};
 use elbo::models::univae::{Latents, UniVae, UniVaeConfig};
 use elbo::objective::{LikelihoodConfig, elbo_estimate, log_likelihood};
-use elbo::train::{FitConfig, LrSchedule, fit};
+use elbo::train::{FitConfig, LrSchedule};
 use elbo::{Batch, LatentVariableModel};
 
 /// Trains UniVAE (one Transformer as encoder and decoder, one vMF latent per top layer) on
@@ -76,6 +76,8 @@ struct Args {
     /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
     #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
+    #[command(flatten)]
+    learner: common::learner::LearnerArgs,
 }
 
 fn main() {
@@ -126,16 +128,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     fit_config.log_epochs = true;
     fit_config.grad_clip_norm = Some(1.0);
     let train = SentenceData::new(&train_text, &vocab);
-    let started = Instant::now();
-    let (model, _history) = fit(model, &config, &train, &fit_config, &device)?;
-    println!(
-        "trained {} epochs in {:.1} s",
-        args.epochs,
-        started.elapsed().as_secs_f64()
-    );
-    let model: UniVae = model.valid();
-
     let test = SentenceData::new(&test_text, &vocab);
+    let model: UniVae = args.learner.fit(
+        model,
+        &config,
+        (train, test.clone()),
+        &fit_config,
+        &device,
+        &args.device,
+    )?;
+
     let (x, _order) = test.sorted_batch(&device)?;
     let chars: usize = x.lengths().iter().sum();
     print_examples(&model, &vocab, &test_text, &device)?;

@@ -31,7 +31,7 @@ use burn::tensor::Device;
 use clap::Parser;
 use elbo::data::{LabeledImageData, TrainData};
 use elbo::models::{Vib, VibConfig};
-use elbo::train::{FitConfig, LrSchedule, fit};
+use elbo::train::{FitConfig, LrSchedule};
 
 /// Test examples evaluated at once (bounds the memory of the 1024-wide trunk).
 const EVAL_CHUNK: usize = 1000;
@@ -74,6 +74,8 @@ struct Args {
     /// Device: flex, wgpu[:N] or cuda[:N] (the last two with their cargo features).
     #[arg(long, default_value = elbo::device::DEFAULT_NAME)]
     device: String,
+    #[command(flatten)]
+    learner: common::learner::LearnerArgs,
 }
 
 /// A finite β ≥ 0.
@@ -159,10 +161,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         };
         fit_config.objective = config.objective();
         let started = Instant::now();
-        let (model, _history) = fit(model, &config, &train, &fit_config, &device)?;
+        let model = args.learner.fit(
+            model,
+            &config,
+            (train.clone(), test.clone()),
+            &fit_config,
+            &device,
+            &args.device,
+        )?;
         let seconds = started.elapsed().as_secs_f64();
 
-        let model = model.valid();
         device.seed(args.seed.wrapping_add(2));
         let (accuracy, rate) = evaluate(&model, &test, args.samples, &device)?;
         println!(
