@@ -360,31 +360,8 @@ where
             learning_rate: lr,
             seconds: started.elapsed().as_secs_f64(),
         };
-        if config.log_epochs && config.objective == Objective::ModelLoss {
-            log::info!(
-                "epoch {:>3}/{}  loss {:9.5}  lr {:.2e}  {:6.2} s",
-                record.epoch,
-                config.epochs,
-                record.loss,
-                record.learning_rate,
-                record.seconds
-            );
-        } else if config.log_epochs {
-            log::info!(
-                "epoch {:>3}/{}  loss {:9.3}  -bound {:9.3} nats  KL {:7.3}  lr {:.2e}  {:6.2} s",
-                record.epoch,
-                config.epochs,
-                record.loss,
-                record.neg_bound,
-                record.kl,
-                record.learning_rate,
-                record.seconds
-            );
-            if record.kl_groups.len() > 1 {
-                let groups: Vec<String> =
-                    record.kl_groups.iter().map(|k| format!("{k:.2}")).collect();
-                log::info!("           KL per group (top first): {}", groups.join(" "));
-            }
+        if config.log_epochs {
+            log_epoch(&record, config.epochs, &config.objective, None);
         }
         history.epochs.push(record);
         if let Some(dir) = &config.checkpoint_dir {
@@ -404,6 +381,43 @@ where
         }
     }
     Ok((ema.map_or(model, Ema::into_model), history))
+}
+
+/// Logs an epoch's line (at `info`, as [`FitConfig::log_epochs`] asks): the loss alone for
+/// [`Objective::ModelLoss`], else the loss, −bound, KL (with a line of the KL per group for
+/// more than one group) and, when given, the validation −bound.
+pub(crate) fn log_epoch(
+    record: &EpochRecord,
+    epochs: usize,
+    objective: &Objective,
+    valid_neg_bound: Option<f64>,
+) {
+    let valid = valid_neg_bound
+        .map(|v| format!("  valid -bound {v:9.3}"))
+        .unwrap_or_default();
+    if *objective == Objective::ModelLoss {
+        log::info!(
+            "epoch {:>3}/{epochs}  loss {:9.5}{valid}  lr {:.2e}  {:6.2} s",
+            record.epoch,
+            record.loss,
+            record.learning_rate,
+            record.seconds
+        );
+        return;
+    }
+    log::info!(
+        "epoch {:>3}/{epochs}  loss {:9.3}  -bound {:9.3} nats  KL {:7.3}{valid}  lr {:.2e}  {:6.2} s",
+        record.epoch,
+        record.loss,
+        record.neg_bound,
+        record.kl,
+        record.learning_rate,
+        record.seconds
+    );
+    if record.kl_groups.len() > 1 {
+        let groups: Vec<String> = record.kl_groups.iter().map(|k| format!("{k:.2}")).collect();
+        log::info!("           KL per group (top first): {}", groups.join(" "));
+    }
 }
 
 fn checkpoint_error(path: &Path, reason: impl Into<String>) -> Error {

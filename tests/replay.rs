@@ -212,34 +212,6 @@ fn nvae_chunked_importance_weights_match_the_default() {
     }
 }
 
-/// Every float parameter and buffer of a module, in visiting order.
-#[cfg(feature = "train")]
-fn flatten<M: Module>(module: &M) -> Vec<f64> {
-    use burn::module::{ModuleVisitor, Param};
-    use burn::tensor::Tensor;
-    #[derive(Default)]
-    struct Flatten(Vec<f64>);
-    impl ModuleVisitor for Flatten {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let value = param.val();
-            let n = value.shape().num_elements();
-            self.0.extend(host(&value.reshape([n])));
-        }
-    }
-    let mut all = Flatten::default();
-    module.visit(&mut all);
-    all.0
-}
-
-#[cfg(feature = "train")]
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
-}
-
 /// On one device the Learner path gives `fit`'s epochs and weights (feature `train`).
 #[cfg(feature = "train")]
 #[test]
@@ -293,6 +265,6 @@ fn on_one_device_the_learner_gives_fits_epochs() {
             );
         }
     }
-    let diff = max_abs_diff(&flatten(&fitted), &flatten(&learned));
+    let diff = common::max_abs_diff(&common::flatten(&fitted), &common::flatten(&learned));
     assert!(diff < 1e-5, "weights differ by {diff}");
 }

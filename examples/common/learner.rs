@@ -8,14 +8,13 @@ use elbo::data::TrainData;
 use elbo::train::{FitConfig, History};
 
 /// Already binarised images (bytes 0/1, as the fixed binarised MNIST test file holds) as
-/// the levels 0/255, so that `Binarization::Grey` reads them as 0 and 1: the validation
-/// data of the binary examples.
-pub fn binary_as_levels(images: &elbo::data::Images) -> elbo::data::Images {
+/// data whose examples are those 0/1 values: the validation data of the binary examples.
+pub fn binary_validation(images: &elbo::data::Images) -> elbo::data::ImageData {
     let mut levels = images.clone();
     for p in &mut levels.pixels {
         *p = if *p > 0 { 255 } else { 0 };
     }
-    levels
+    elbo::data::ImageData::new(levels, elbo::data::Binarization::Grey)
 }
 
 /// The flags that send training through burn-train's Learner.

@@ -49,31 +49,6 @@ pub fn device(name: &str) -> Result<Device, elbo::Error> {
     elbo::device::from_name(name)
 }
 
-/// Seeds the device from the fit's seed, trains with [`elbo::train::fit`], prints
-/// `trained <N> epochs in <s> s`, and returns the model for inference (`valid()`).
-pub fn fit_timed<M, T, C>(
-    model: M,
-    model_config: &C,
-    data: &T,
-    fit_config: &elbo::train::FitConfig,
-    device: &Device,
-) -> Result<M, elbo::Error>
-where
-    M: burn::module::Module + elbo::LatentVariableModel<Input = T::Input>,
-    T: elbo::data::TrainData,
-    C: burn::config::Config,
-{
-    device.seed(fit_config.seed);
-    let started = std::time::Instant::now();
-    let (model, _history) = elbo::train::fit(model, model_config, data, fit_config, device)?;
-    println!(
-        "trained {} epochs in {:.1} s",
-        fit_config.epochs,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(model.valid())
-}
-
 /// Writes one NLL per example to `<out>/test_nll.txt`, one per line in test-file order (for
 /// paired comparisons of two runs on the same examples): to a temporary name, then renamed.
 pub fn write_test_nll(out: &std::path::Path, nll: &[f64]) -> std::io::Result<()> {

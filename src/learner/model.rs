@@ -17,7 +17,7 @@ use super::output::ElboOutput;
 use crate::Error;
 use crate::ema::Ema;
 use crate::objective::{Objective, StepLoss};
-use crate::train::EpochRecord;
+use crate::train::{EpochRecord, log_epoch};
 use crate::traits::{Batch, LatentVariableModel};
 
 /// A [`LatentVariableModel`] with the [`Objective`] it is trained on, as a burn-train model.
@@ -102,6 +102,27 @@ struct EpochSums {
     valid_examples: usize,
 }
 
+impl EpochSums {
+    /// The means over the epoch's examples, as `fit`'s history has them (`epoch` 0-based).
+    fn record(&self, epoch: usize) -> EpochRecord {
+        let n = self.examples.max(1) as f64;
+        EpochRecord {
+            epoch: epoch + 1,
+            loss: self.loss / n,
+            neg_bound: self.neg_bound / n,
+            kl: self.kl / n,
+            kl_groups: self.kl_groups.iter().map(|s| s / n).collect(),
+            learning_rate: self.learning_rate,
+            seconds: self.seconds,
+        }
+    }
+
+    /// The mean −bound over the validation examples, if there were any.
+    fn valid_neg_bound(&self) -> Option<f64> {
+        (self.valid_examples > 0).then(|| self.valid_neg_bound / self.valid_examples as f64)
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
@@ -166,27 +187,10 @@ impl<M: Module + ModuleDisplay + LatentVariableModel + 'static> Trainable<M> {
         };
         for epoch in record.logged..end.min(record.epochs.len()) {
             let sums = &record.epochs[epoch];
-            if sums.examples == 0 {
-                continue;
+            if sums.examples > 0 {
+                let valid = sums.valid_neg_bound();
+                log_epoch(&sums.record(epoch), total, &self.state.objective, valid);
             }
-            let n = sums.examples as f64;
-            let valid = if sums.valid_examples > 0 {
-                format!(
-                    "  valid -bound {:9.3}",
-                    sums.valid_neg_bound / sums.valid_examples as f64
-                )
-            } else {
-                String::new()
-            };
-            log::info!(
-                "epoch {:>3}/{total}  loss {:9.3}  -bound {:9.3} nats  KL {:7.3}{valid}  lr {:.2e}  {:6.2} s",
-                epoch + 1,
-                sums.loss / n,
-                sums.neg_bound / n,
-                sums.kl / n,
-                sums.learning_rate,
-                sums.seconds
-            );
         }
         record.logged = record.logged.max(end.min(record.epochs.len()));
     }
@@ -212,18 +216,7 @@ impl<M: Module + ModuleDisplay + LatentVariableModel + 'static> Trainable<M> {
             .iter()
             .enumerate()
             .filter(|(_, sums)| sums.examples > 0)
-            .map(|(epoch, sums)| {
-                let n = sums.examples as f64;
-                EpochRecord {
-                    epoch: epoch + 1,
-                    loss: sums.loss / n,
-                    neg_bound: sums.neg_bound / n,
-                    kl: sums.kl / n,
-                    kl_groups: sums.kl_groups.iter().map(|s| s / n).collect(),
-                    learning_rate: sums.learning_rate,
-                    seconds: sums.seconds,
-                }
-            })
+            .map(|(epoch, sums)| sums.record(epoch))
             .collect()
     }
 

@@ -161,3 +161,31 @@ pub fn chi_square(counts: &[usize], expected: &[f64]) -> (f64, f64, usize) {
     let critical = df * (1.0 - a + z * a.sqrt()).powi(3);
     (chi2, critical, cells)
 }
+
+/// The largest absolute difference between two equally long slices.
+pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Every float parameter and buffer of a module on the host, in visiting order (used by the
+/// Learner's tests, feature `train`).
+#[cfg(feature = "train")]
+pub fn flatten<M: burn::module::Module>(module: &M) -> Vec<f64> {
+    use burn::module::{ModuleVisitor, Param};
+    #[derive(Default)]
+    struct Flatten(Vec<f64>);
+    impl ModuleVisitor for Flatten {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            let n = value.shape().num_elements();
+            self.0.extend(host(&value.reshape([n])));
+        }
+    }
+    let mut all = Flatten::default();
+    module.visit(&mut all);
+    all.0
+}

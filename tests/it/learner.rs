@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::optim::SgdConfig;
 use burn::optim::lr_scheduler::constant::ConstantLr;
 use burn::tensor::{Device, Tensor};
@@ -25,33 +25,7 @@ use elbo::{
     Decoder, Distribution, ElboTerms, Encoder, Error, KlDivergence, LatentVariableModel, Posterior,
 };
 
-use crate::common::{self, host};
-
-/// Every float parameter and buffer of a module, in visiting order.
-#[derive(Default)]
-struct Flatten(Vec<f64>);
-
-impl ModuleVisitor for Flatten {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let value = param.val();
-        let n = value.shape().num_elements();
-        self.0.extend(host(&value.reshape([n])));
-    }
-}
-
-fn flatten<M: Module>(module: &M) -> Vec<f64> {
-    let mut all = Flatten::default();
-    module.visit(&mut all);
-    all.0
-}
-
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
-}
+use crate::common::{self, flatten, host, max_abs_diff};
 
 /// A Gaussian VAE whose "bound" uses the posterior mode instead of a draw: a deterministic
 /// function of the weights and the batch, so one device and two replicas can be compared

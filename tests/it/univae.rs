@@ -10,7 +10,7 @@ use crate::common;
 
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
-use common::host;
+use common::{host, max_abs_diff};
 use elbo::data::{CharVocab, TokenBatch};
 use elbo::distributions::{UniformSphere, VonMisesFisher};
 use elbo::models::univae::{Latents, UniVae, UniVaeConfig, visibility};
@@ -44,14 +44,6 @@ fn batch(sentences: &[&str], device: &Device) -> TokenBatch {
     let vocab = vocab();
     let ids: Vec<Vec<i64>> = sentences.iter().map(|s| vocab.encode(s)).collect();
     TokenBatch::new(&ids, device).unwrap()
-}
-
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
 }
 
 /// The masks for 3 encoder and 3 decoder positions, written out by hand from the paper's

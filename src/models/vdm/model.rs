@@ -290,11 +290,10 @@ impl<N: Denoiser> Vdm<N> {
         let through = |g: Tensor<1>| if variance { scale.apply(g) } else { g };
         // γ = γ_0 + |r| ĝ: the shape ĝ passes the variance gradient, the endpoints the
         // bound's.
-        let (gamma_0, range) = self.schedule.endpoints(&x.device());
-        let (gamma_0, range) = (gamma_0.expand([b]), range.expand([b]));
         let (shape, shape_slope) = self.schedule.shape_and_slope(t.clone());
-        let gamma_t = through(shape) * range.clone() + gamma_0.clone();
-        let slope = through(shape_slope) * range.clone();
+        let (gamma_t, slope) = self
+            .schedule
+            .gamma_from_shape(through(shape), through(shape_slope));
         let (alpha, sigma) = alpha_sigma(gamma_t.clone());
         let z = x.clone() * column(alpha) + eps.clone() * column(sigma);
         let eps_hat = self.predict_noise(z, gamma_t.clone())?;
@@ -302,10 +301,10 @@ impl<N: Denoiser> Vdm<N> {
         let weight = match self.settings.time {
             DiffusionTime::Continuous => slope,
             DiffusionTime::Discrete { steps } => {
-                let (shape_s, _) = self
+                let (shape_s, slope_s) = self
                     .schedule
                     .shape_and_slope(t.sub_scalar(1.0 / steps as f64));
-                let gamma_s = through(shape_s) * range + gamma_0;
+                let (gamma_s, _) = self.schedule.gamma_from_shape(through(shape_s), slope_s);
                 (gamma_t - gamma_s)
                     .exp()
                     .sub_scalar(1.0)

@@ -205,14 +205,8 @@ impl GammaSchedule {
     /// `γ(t)` and its derivative `γ'(t)` for each `t` of `[batch]`, both `[batch]` and
     /// differentiable in the schedule's parameters: `γ_0 + |r| ĝ(t)` and `|r| ĝ'(t)`.
     pub fn gamma_and_slope(&self, t: Tensor<1>) -> (Tensor<1>, Tensor<1>) {
-        let [b] = t.dims();
-        let (gamma_0, range) = self.endpoints(&t.device());
         let (shape, shape_slope) = self.shape_and_slope(t);
-        let range = range.expand([b]);
-        (
-            shape * range.clone() + gamma_0.expand([b]),
-            shape_slope * range,
-        )
+        self.gamma_from_shape(shape, shape_slope)
     }
 
     /// The shape `ĝ(t)` (from 0 at `t = 0` to 1 at `t = 1`) and its derivative, `[batch]`
@@ -227,14 +221,27 @@ impl GammaSchedule {
         }
     }
 
-    /// The endpoints as `(γ_0, |r|)`, `[1]` each: `γ(0)` and `γ(1) − γ(0)`.
-    pub fn endpoints(&self, device: &Device) -> (Tensor<1>, Tensor<1>) {
+    /// `γ = γ_0 + |r| ĝ` and `γ' = |r| ĝ'` from a shape and its slope (`[batch]` each), the
+    /// endpoints differentiable for a learned schedule (plain numbers for the fixed one).
+    pub fn gamma_from_shape(
+        &self,
+        shape: Tensor<1>,
+        shape_slope: Tensor<1>,
+    ) -> (Tensor<1>, Tensor<1>) {
         match &self.network {
-            Some(network) => (network.gamma_0.val(), network.range.val().abs()),
-            None => (
-                Tensor::from_floats([self.gamma_min as f32], device),
-                Tensor::from_floats([(self.gamma_max - self.gamma_min) as f32], device),
-            ),
+            Some(network) => {
+                let [b] = shape.dims();
+                let range = network.range.val().abs().expand([b]);
+                let gamma_0 = network.gamma_0.val().expand([b]);
+                (shape * range.clone() + gamma_0, shape_slope * range)
+            }
+            None => {
+                let range = self.gamma_max - self.gamma_min;
+                (
+                    shape.mul_scalar(range).add_scalar(self.gamma_min),
+                    shape_slope.mul_scalar(range),
+                )
+            }
         }
     }
 
