@@ -160,13 +160,13 @@ fn main() {
     }
 
     if runs("nvae-eval") {
-        // As examples/nvae.rs evaluates: K = 1000 in passes of 2 images × 100 draws, two
+        // As examples/nvae.rs evaluates: K = 1000 in passes of 1 image × 100 draws, two
         // passes at a time.
         let n = 10;
         let x = mnist_binary_test(&device, n);
         let model = NvaeConfig::mnist_small().init(&device).unwrap().valid();
         let config = LikelihoodConfig::new(1000)
-            .with_example_chunk(2)
+            .with_example_chunk(1)
             .with_sample_chunk(100);
         let seconds = median_seconds(1, 3, || {
             log_likelihood_parallel(&model, &x, &config, 2).unwrap();

@@ -354,16 +354,68 @@ pub(super) fn batch_norm_inference<const D: usize>(
     silu: bool,
 ) -> Option<Tensor<D>> {
     let x = flex_of(x)?;
+    let (a, b) = inference_coefficients([gamma, beta, mean, var], epsilon)?;
+    let y = batch_norm::normalise(&s, values(&x), &a, &b, silu);
+    let dims = x.layout().shape().to_vec();
+    Some(Tensor::from_primitive::<Flex>(tensor_of(y, &dims)))
+}
+
+/// The per-channel affine map `(a, b)` of a batch normalisation in inference mode from
+/// its `[gamma, beta, running mean, running variance]`; `None` when they are not all f32
+/// flex tensors.
+fn inference_coefficients(
+    [gamma, beta, mean, var]: [&Tensor<1>; 4],
+    epsilon: f64,
+) -> Option<(Vec<f32>, Vec<f32>)> {
     let [gamma, beta, mean, var] = [gamma, beta, mean, var].map(flex_of);
-    let (a, b) = batch_norm::affine_coefficients(
+    Some(batch_norm::affine_coefficients(
         values(&gamma?),
         values(&beta?),
         values(&mean?),
         values(&var?),
         epsilon,
+    ))
+}
+
+/// A depthwise convolution between two batch normalisations in inference mode, each
+/// followed by SiLU, the input optionally upsampled by 2 ([`depthwise::forward_between`]),
+/// on flex without autodiff; `None` when the tensors are not all f32 flex tensors without
+/// autodiff. `norms` are each normalisation's `[gamma, beta, running mean, running
+/// variance]` and epsilon, the one before the convolution first.
+pub(super) fn depthwise_between_norms(
+    s: DepthwiseShape,
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<Tensor<1>>,
+    norms: [([&Tensor<1>; 4], f64); 2],
+    upsample: bool,
+) -> Option<Tensor<4>> {
+    let (x, w) = (flex_of(x)?, flex_of(weight)?);
+    let b = match &bias {
+        Some(b) => Some(flex_of(b)?),
+        None => None,
+    };
+    let [(pre, pre_eps), (post, post_eps)] = norms;
+    let (pre_a, pre_b) = inference_coefficients(pre, pre_eps)?;
+    let (post_a, post_b) = inference_coefficients(post, post_eps)?;
+    let y = depthwise::forward_between(
+        &s,
+        values(&x),
+        values(&w),
+        b.as_ref().map(values),
+        [
+            depthwise::NormSilu {
+                a: &pre_a,
+                b: &pre_b,
+            },
+            depthwise::NormSilu {
+                a: &post_a,
+                b: &post_b,
+            },
+        ],
+        upsample,
     );
-    let y = batch_norm::normalise(&s, values(&x), &a, &b, silu);
-    let dims = x.layout().shape().to_vec();
+    let dims = [s.batch, s.channels, s.h_out(), s.w_out()];
     Some(Tensor::from_primitive::<Flex>(tensor_of(y, &dims)))
 }
 

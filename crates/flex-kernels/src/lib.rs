@@ -115,7 +115,7 @@ use {
 /// Where `conv.forward` would (an input whose channel count is not the convolution's).
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if let Some(shape) = depthwise_shape(conv, &x)
+    if let Some(shape) = depthwise_shape(conv, x.dims())
         && let Some(y) = flex::depthwise_conv(
             shape,
             &x,
@@ -283,6 +283,96 @@ pub fn batch_norm_silu<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor
     activation::silu(norm.forward(x))
 }
 
+/// `silu(post(conv(up(silu(pre(x))))))`, the middle of an inverted residual cell (NVAE's
+/// decoder cells): a batch normalisation and SiLU, nearest upsampling by 2 when `upsample`
+/// (else none), a depthwise convolution, and a second batch normalisation and SiLU.
+///
+/// On flex without autodiff (evaluation: both normalisations in inference mode) this is
+/// one pass over the data: each plane is normalised, activated and upsampled as it is
+/// copied into the convolution's padded buffer, and the output normalised and activated
+/// as it is copied out, so the activations on either side of the convolution are never
+/// written out whole. Everywhere else (training, autodiff, other devices, convolutions that
+/// are not depthwise) it is [`batch_norm_silu`], [`upsample_nearest2`], [`conv2d`] and
+/// [`batch_norm_silu`] in turn. Both agree to f32 rounding.
+///
+/// ```
+/// use burn::nn::conv::Conv2dConfig;
+/// use burn::nn::{BatchNormConfig, PaddingConfig2d};
+/// use burn::tensor::{Distribution, Tensor, activation};
+/// # #[cfg(feature = "flex")] {
+/// let device = burn::tensor::Device::flex();
+/// let pre = BatchNormConfig::new(3).init(&device);
+/// let post = BatchNormConfig::new(3).init(&device);
+/// let conv = Conv2dConfig::new([3, 3], [5, 5])
+///     .with_groups(3)
+///     .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+///     .init(&device);
+/// let x = Tensor::<4>::random([2, 3, 4, 5], Distribution::Default, &device);
+/// let fused = flex_kernels::batch_norm_silu_depthwise(&pre, &conv, &post, x.clone(), true);
+/// let up = flex_kernels::upsample_nearest2(activation::silu(pre.forward(x)));
+/// let composed = activation::silu(post.forward(conv.forward(up)));
+/// assert_eq!(fused.dims(), [2, 3, 8, 10]);
+/// assert!(fused.sub(composed).abs().max().into_scalar::<f32>() < 1e-5);
+/// # }
+/// ```
+///
+/// # Panics
+/// Where the composition would (channel counts that do not match).
+pub fn batch_norm_silu_depthwise(
+    pre: &BatchNorm,
+    conv: &Conv2d,
+    post: &BatchNorm,
+    x: Tensor<4>,
+    upsample: bool,
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = fused_depthwise_between_norms(pre, conv, post, &x, upsample) {
+        return y;
+    }
+    let y = batch_norm_silu(pre, x);
+    let y = if upsample { upsample_nearest2(y) } else { y };
+    batch_norm_silu(post, conv2d(conv, y))
+}
+
+/// [`batch_norm_silu_depthwise`] in one pass, where it applies: flex without autodiff, a
+/// depthwise convolution the kernel runs, and normalisations over its channels.
+#[cfg(feature = "flex")]
+fn fused_depthwise_between_norms(
+    pre: &BatchNorm,
+    conv: &Conv2d,
+    post: &BatchNorm,
+    x: &Tensor<4>,
+    upsample: bool,
+) -> Option<Tensor<4>> {
+    let device = x.device();
+    let [b, c, h, w] = x.dims();
+    let f = if upsample { 2 } else { 1 };
+    let shape = depthwise_shape(conv, [b, c, f * h, f * w])?;
+    if device.is_autodiff() || pre.gamma.dims()[0] != c || post.gamma.dims()[0] != c {
+        return None;
+    }
+    let params = |norm: &BatchNorm| {
+        [
+            norm.gamma.val(),
+            norm.beta.val(),
+            norm.running_mean.value().to_device(&device),
+            norm.running_var.value().to_device(&device),
+        ]
+    };
+    let (pre_params, post_params) = (params(pre), params(post));
+    flex::depthwise_between_norms(
+        shape,
+        x,
+        &conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        [
+            (pre_params.each_ref(), pre.epsilon),
+            (post_params.each_ref(), post.epsilon),
+        ],
+        upsample,
+    )
+}
+
 /// `activation::elu(x, alpha)`: `x` where positive, `α (eˣ − 1)` elsewhere, in one
 /// parallel pass on flex.
 pub fn elu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
@@ -403,8 +493,10 @@ fn fused_batch_norm<const D: usize>(
 /// The depthwise kernel's shape of `conv` applied to `x` (one filter per channel, stride
 /// 1, no dilation, explicit padding of at most `k − 1`), or `None` where it does not apply.
 #[cfg(feature = "flex")]
-fn depthwise_shape(conv: &Conv2d, x: &Tensor<4>) -> Option<DepthwiseShape> {
-    let [batch, channels, h_in, w_in] = x.dims();
+fn depthwise_shape(
+    conv: &Conv2d,
+    [batch, channels, h_in, w_in]: [usize; 4],
+) -> Option<DepthwiseShape> {
     let [c_out, per_group, kh, kw] = conv.weight.dims();
     let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
         return None;

@@ -650,3 +650,78 @@ fn bernoulli_log_prob_values_and_gradients_match_burn() {
     assert_close("dx", &x.grad(&g_fast).unwrap(), &x.grad(&g_ref).unwrap());
     assert!(kernels::bernoulli_log_prob(&logits, &x.narrow(1, 0, 52)).is_none());
 }
+
+/// `batch_norm_silu_depthwise` against burn's modules composed (`silu(BN)`, nearest
+/// upsampling by `reshape → expand`, the depthwise `Conv2d`, `silu(BN)`), with and
+/// without upsampling: in inference (the fused one-pass kernel) with running statistics
+/// and affine parameters far from the identity (set by a training pass), and in training
+/// on an autodiff device (the composed fallback: values and the input's gradient).
+#[test]
+fn batch_norm_silu_depthwise_matches_burn() {
+    let device = device().autodiff();
+    let channels = 5;
+    let ramp = |offset: f32, step: f32| {
+        let values: Vec<f32> = (0..channels).map(|c| offset + step * c as f32).collect();
+        Param::from_tensor(Tensor::<1>::from_floats(values.as_slice(), &device))
+    };
+    let norm = |offset: f32| {
+        let mut n = BatchNormConfig::new(channels)
+            .with_momentum(0.5)
+            .init(&device);
+        n.gamma = ramp(0.5 + offset, 0.3);
+        n.beta = ramp(-1.0 + offset, 0.4);
+        n
+    };
+    let conv = Conv2dConfig::new([channels, channels], [5, 5])
+        .with_groups(channels)
+        .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+        .init(&device);
+    let composed = |pre: &burn::nn::BatchNorm,
+                    post: &burn::nn::BatchNorm,
+                    conv: &burn::nn::conv::Conv2d,
+                    x: Tensor<4>,
+                    upsample: bool| {
+        let y = activation::silu(pre.forward(x));
+        let y = if upsample {
+            let [b, c, h, w] = y.dims();
+            y.reshape([b, c, h, 1, w, 1])
+                .expand([b, c, h, 2, w, 2])
+                .reshape([b, c, 2 * h, 2 * w])
+        } else {
+            y
+        };
+        activation::silu(post.forward(conv.forward(y)))
+    };
+    for upsample in [false, true] {
+        let (pre, post) = (norm(0.0), norm(0.2));
+        let x = Tensor::<4>::random([3, channels, 6, 7], Distribution::Normal(0.5, 2.0), &device)
+            .require_grad();
+        // Training: both sides update their running statistics from this batch.
+        let fast = kernels::batch_norm_silu_depthwise(&pre, &conv, &post, x.clone(), upsample);
+        let (pre_ref, post_ref) = (norm(0.0), norm(0.2));
+        let reference = composed(&pre_ref, &post_ref, &conv, x.clone(), upsample);
+        let what = format!("upsample {upsample}, training");
+        assert_close(&format!("{what}: output"), &fast, &reference);
+        let r = Tensor::<4>::random(reference.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let g_fast = (fast * r.clone()).sum().backward();
+        let g_ref = (reference * r).sum().backward();
+        assert_close(
+            &format!("{what}: dx"),
+            &x.grad(&g_fast).unwrap(),
+            &x.grad(&g_ref).unwrap(),
+        );
+        // Inference on the plain device: the fused kernel, with the running statistics
+        // the training pass left (mean and variance away from 0 and 1).
+        let (pre, post, conv) = (pre.valid(), post.valid(), conv.clone().valid());
+        let x = Tensor::<4>::random(
+            [2, channels, 4, 9],
+            Distribution::Normal(1.0, 2.0),
+            &device.clone().inner(),
+        );
+        assert_close(
+            &format!("upsample {upsample}, inference"),
+            &kernels::batch_norm_silu_depthwise(&pre, &conv, &post, x.clone(), upsample),
+            &composed(&pre, &post, &conv, x, upsample),
+        );
+    }
+}

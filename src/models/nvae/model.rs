@@ -229,12 +229,14 @@ impl Nvae {
         features
     }
 
-    /// The top-down pass over `batch` rows. With `features` (from [`bottom_up`], repeated to
-    /// `batch` rows) every latent is drawn from the posterior; without, from the prior at
-    /// `temperature`. Returns the pixel distribution's parameters and each group's draw.
+    /// The top-down pass over `batch` rows. With `features` (from [`bottom_up`], one row
+    /// per image) and a number of draws `k`, every latent is drawn from the posterior,
+    /// `k` draws per image (row `j·B + i` is draw `j` of image `i`, `batch = B·k`); without,
+    /// from the prior at `temperature`. Returns the pixel distribution's parameters and
+    /// each group's draw.
     fn top_down(
         &self,
-        features: Option<&[Tensor<4>]>,
+        features: Option<(&[Tensor<4>], usize)>,
         batch: usize,
         temperature: f64,
         device: &Device,
@@ -260,15 +262,19 @@ impl Nvae {
                 }
             };
             let (z, posterior) = match features {
-                Some(features) => {
+                Some((features, k)) => {
+                    let repeat = |t: Tensor<4>| if k == 1 { t } else { t.repeat_dim(0, k) };
                     let f = features[l].clone();
                     let posterior = if l == 0 {
+                        // The top group's posterior depends on the image alone: computed
+                        // once per image, then repeated for its draws.
                         let f = kernels::elu(f, 1.0);
                         let f = kernels::elu(group.encoder_combiner.forward(f), 1.0);
-                        let (mu, log_sigma) = split_params(group.posterior_head.forward(f))?;
+                        let params = repeat(group.posterior_head.forward(f));
+                        let (mu, log_sigma) = split_params(params)?;
                         normal(mu, log_sigma)?
                     } else {
-                        let f = f + group.encoder_combiner.forward(s.clone());
+                        let f = repeat(f) + group.encoder_combiner.forward(s.clone());
                         residual_normal(&prior, group.posterior_head.forward(f))?
                     };
                     (posterior.sample(), Some(posterior))
@@ -304,11 +310,7 @@ impl Nvae {
         k: usize,
     ) -> Result<Tensor<2>> {
         let batch = x.dims()[0];
-        let repeated: Vec<Tensor<4>> = features
-            .iter()
-            .map(|f| f.clone().repeat_dim(0, k))
-            .collect();
-        let (params, draws) = self.top_down(Some(&repeated), batch * k, 1.0, &x.device())?;
+        let (params, draws) = self.top_down(Some((features, k)), batch * k, 1.0, &x.device())?;
         let mut log_w = self
             .likelihood(params)?
             .log_prob(&x.clone().repeat_dim(0, k));
@@ -351,7 +353,7 @@ impl Nvae {
     pub fn reconstruct(&self, x: &Tensor<2>) -> Result<Tensor<2>> {
         self.check_input(x)?;
         let features = self.bottom_up(self.images(x));
-        let (params, _) = self.top_down(Some(&features), x.dims()[0], 1.0, &x.device())?;
+        let (params, _) = self.top_down(Some((&features, 1)), x.dims()[0], 1.0, &x.device())?;
         self.mean_image(params)
     }
 
@@ -486,7 +488,7 @@ impl LatentVariableModel for Nvae {
         self.check_input(x)?;
         let images = self.images(x);
         let features = self.bottom_up(images);
-        let (params, draws) = self.top_down(Some(&features), x.dims()[0], 1.0, &x.device())?;
+        let (params, draws) = self.top_down(Some((&features, 1)), x.dims()[0], 1.0, &x.device())?;
         let reconstruction = self.likelihood(params)?.log_prob(x);
         let kl = draws
             .iter()
