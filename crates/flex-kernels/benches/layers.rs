@@ -210,6 +210,31 @@ fn rows() -> Vec<Row> {
             ),
         },
         Row {
+            name: "batch norm + SiLU, depthwise conv, batch norm + SiLU",
+            shape: "48 channels, 5×5, 64 × 48×28×28",
+            setup: timed(
+                |d| {
+                    let conv = Conv2dConfig::new([48, 48], [5, 5])
+                        .with_groups(48)
+                        .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+                        .init(d);
+                    let norm = || BatchNormConfig::new(48).init(d);
+                    (norm(), conv, norm())
+                },
+                [64, 48, 28, 28],
+                |(pre, conv, post), x, k| {
+                    if k {
+                        flex_kernels::batch_norm_silu_depthwise(pre, conv, post, x, false)
+                    } else {
+                        activation::silu(
+                            post.forward(conv.forward(activation::silu(pre.forward(x)))),
+                        )
+                    }
+                },
+                [64, 48, 28, 28],
+            ),
+        },
+        Row {
             name: "ELU",
             shape: "64 × 16×28×28",
             setup: timed(
