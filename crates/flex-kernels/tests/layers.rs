@@ -469,13 +469,13 @@ fn batch_norm_values_gradients_and_running_statistics_match_burn() {
             }
             assert_close(
                 &format!("{what}: running mean"),
-                &fast.running_mean.value(),
-                &reference.running_mean.value(),
+                &fast.running_mean.value_sync(),
+                &reference.running_mean.value_sync(),
             );
             assert_close(
                 &format!("{what}: running variance"),
-                &fast.running_var.value(),
-                &reference.running_var.value(),
+                &fast.running_var.value_sync(),
+                &reference.running_var.value_sync(),
             );
             let (fast, reference) = (fast.valid(), reference.valid());
             let x = Tensor::<3>::random(
