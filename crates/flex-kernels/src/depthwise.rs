@@ -62,6 +62,29 @@ impl DepthwiseShape {
     fn taps(&self) -> usize {
         self.kernel[0] * self.kernel[1]
     }
+
+    /// The padded width `W̃ = W + left + right`, at which the output is computed.
+    fn wide(&self) -> usize {
+        self.w_in + self.pad[1] + self.pad[3]
+    }
+
+    /// One plane's accumulators: the output at the padded width, in whole blocks.
+    fn acc_len(&self) -> usize {
+        (self.h_out() * self.wide()).div_ceil(BLOCK) * BLOCK
+    }
+
+    /// How far into the padded buffer the taps of the last block read: the buffer's least
+    /// length for the forward pass.
+    fn taps_reach(&self) -> usize {
+        let [kh, kw] = self.kernel;
+        self.acc_len() + (kh - 1) * self.wide() + kw - 1
+    }
+
+    /// The padded buffer's length: the padded plane, `(h_in + top + bottom) × W̃` values
+    /// and `k_w − 1` more, or `min_len` if that is longer.
+    fn padded_len(&self, min_len: usize) -> usize {
+        ((self.h_in + self.pad[0] + self.pad[2]) * self.wide() + self.kernel[1] - 1).max(min_len)
+    }
 }
 
 /// One plane's buffers: the zero-padded input and the wide output. A task reuses them for
@@ -89,10 +112,9 @@ impl Scratch {
     /// output row (the discarded columns, and a last block of accumulators rounded up)
     /// read zeros.
     fn pad(&mut self, s: &DepthwiseShape, plane: &[f32], min_len: usize) {
-        let [top, left, bottom, right] = s.pad;
-        let wide = s.w_in + left + right;
-        let len = ((s.h_in + top + bottom) * wide + s.kernel[1] - 1).max(min_len);
-        sized(&mut self.padded, len);
+        let [top, left, ..] = s.pad;
+        let wide = s.wide();
+        sized(&mut self.padded, s.padded_len(min_len));
         for (i, row) in plane.chunks(s.w_in).enumerate() {
             let start = (i + top) * wide + left;
             self.padded[start..start + s.w_in].copy_from_slice(row);
@@ -109,13 +131,9 @@ fn correlate_plane(
     out: &mut [MaybeUninit<f32>],
     scratch: &mut Scratch,
 ) {
-    let wide = s.w_in + s.pad[1] + s.pad[3];
-    let (h_out, w_out) = (s.h_out(), s.w_out());
-    // Whole blocks of accumulators; the last taps of the last block read that far.
-    let acc_len = (h_out * wide).div_ceil(BLOCK) * BLOCK;
-    let [kh, kw] = s.kernel;
-    scratch.pad(s, x, acc_len + (kh - 1) * wide + kw - 1);
-    sized(&mut scratch.wide, acc_len);
+    let (wide, w_out) = (s.wide(), s.w_out());
+    scratch.pad(s, x, s.taps_reach());
+    sized(&mut scratch.wide, s.acc_len());
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F.
@@ -300,15 +318,11 @@ fn between_plane(
     out: &mut [MaybeUninit<f32>],
     scratch: &mut Scratch,
 ) {
-    let [top, left, bottom, right] = s.pad;
-    let wide = s.w_in + left + right;
-    let (h_out, w_out) = (s.h_out(), s.w_out());
-    let acc_len = (h_out * wide).div_ceil(BLOCK) * BLOCK;
-    let [kh, kw] = s.kernel;
-    // The same length as `Scratch::pad` gives, so the zeros outside the interior (which
-    // every plane of the call overwrites alike) stay zero.
-    let len = ((s.h_in + top + bottom) * wide + kw - 1).max(acc_len + (kh - 1) * wide + kw - 1);
-    sized(&mut scratch.padded, len);
+    let [top, left, ..] = s.pad;
+    let (wide, w_out) = (s.wide(), s.w_out());
+    // `Scratch::pad`'s length, so the zeros outside the interior (which every plane of the
+    // call overwrites alike) stay zero.
+    sized(&mut scratch.padded, s.padded_len(s.taps_reach()));
     // `pre` over the whole plane at once (rows of 7 or 14 values would not vectorise),
     // then its rows into the padded buffer, each value twice in each of two rows when
     // upsampling.
@@ -337,7 +351,7 @@ fn between_plane(
             scratch.padded[start..start + s.w_in].copy_from_slice(row);
         }
     }
-    sized(&mut scratch.wide, acc_len);
+    sized(&mut scratch.wide, s.acc_len());
     taps(
         &mut scratch.wide,
         &scratch.padded,
@@ -408,7 +422,7 @@ pub(crate) fn backward_weight(
     bias: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
     let (plane_in, plane_out) = (s.h_in * s.w_in, s.h_out() * s.w_out());
-    let (w_out, wide) = (s.w_out(), s.w_in + s.pad[1] + s.pad[3]);
+    let (w_out, wide) = (s.w_out(), s.wide());
     let per_channel: Vec<(Vec<f64>, f64)> = (0..s.channels)
         .into_par_iter()
         .map_init(Scratch::default, |scratch, c| {

@@ -12,7 +12,7 @@
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
 use burn::nn::{BatchNormConfig, GroupNormConfig, LinearConfig, PaddingConfig2d};
-use burn::tensor::{Device, Distribution, Tensor, activation};
+use burn::tensor::{Device, Distribution, Gradients, Tensor, activation};
 use flex_kernels as kernels;
 
 fn device() -> Device {
@@ -42,17 +42,15 @@ fn assert_close<const D: usize>(what: &str, got: &Tensor<D>, want: &Tensor<D>) {
     }
 }
 
-/// A layer's output by the kernel (`fast`) against burn's (`reference`), then the gradients
-/// of its input `x`, its `weight` and its `bias` after back-propagating the same random
-/// weighting of the output through each.
-fn assert_layer_matches<const DX: usize, const DY: usize, const DW: usize>(
+/// An output by the kernel (`fast`) against burn's (`reference`), then the gradient of the
+/// input `x` after back-propagating the same random weighting of the output through each;
+/// returns both sides' gradients (the kernel's first) for the parameters' checks.
+fn assert_output_and_input_gradient<const DX: usize, const DY: usize>(
     what: &str,
     x: &Tensor<DX>,
     fast: Tensor<DY>,
     reference: Tensor<DY>,
-    weight: &Tensor<DW>,
-    bias: Option<&Tensor<1>>,
-) {
+) -> (Gradients, Gradients) {
     assert_close(&format!("{what}: output"), &fast, &reference);
     let r = Tensor::<DY>::random(
         reference.dims(),
@@ -66,6 +64,21 @@ fn assert_layer_matches<const DX: usize, const DY: usize, const DW: usize>(
         &x.grad(&g_fast).unwrap(),
         &x.grad(&g_ref).unwrap(),
     );
+    (g_fast, g_ref)
+}
+
+/// A layer's output by the kernel (`fast`) against burn's (`reference`), then the gradients
+/// of its input `x`, its `weight` and its `bias` after back-propagating the same random
+/// weighting of the output through each.
+fn assert_layer_matches<const DX: usize, const DY: usize, const DW: usize>(
+    what: &str,
+    x: &Tensor<DX>,
+    fast: Tensor<DY>,
+    reference: Tensor<DY>,
+    weight: &Tensor<DW>,
+    bias: Option<&Tensor<1>>,
+) {
+    let (g_fast, g_ref) = assert_output_and_input_gradient(what, x, fast, reference);
     assert_close(
         &format!("{what}: dW"),
         &weight.grad(&g_fast).unwrap(),
@@ -289,15 +302,7 @@ fn group_norm_values_and_gradients_match_burn() {
                     norm.forward(x.clone()),
                 )
             };
-            assert_close(&format!("{what}: output"), &fast, &reference);
-            let r = Tensor::<3>::random(reference.dims(), Distribution::Normal(0.0, 1.0), &device);
-            let g_fast = (fast * r.clone()).sum().backward();
-            let g_ref = (reference * r).sum().backward();
-            assert_close(
-                &format!("{what}: dx"),
-                &x.grad(&g_fast).unwrap(),
-                &x.grad(&g_ref).unwrap(),
-            );
+            let (g_fast, g_ref) = assert_output_and_input_gradient(&what, &x, fast, reference);
             for (name, p) in [("dγ", &norm.gamma), ("dβ", &norm.beta)] {
                 let p = p.as_ref().unwrap().val();
                 assert_close(
@@ -447,14 +452,11 @@ fn batch_norm_values_gradients_and_running_statistics_match_burn() {
                 .require_grad();
                 let y_fast = run(&fast, x.clone(), true);
                 let y_ref = run(&reference, x.clone(), false);
-                assert_close(&format!("{what}, batch {batch}: output"), &y_fast, &y_ref);
-                let r = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-                let g_fast = (y_fast * r.clone()).sum().backward();
-                let g_ref = (y_ref * r).sum().backward();
-                assert_close(
-                    &format!("{what}: dx"),
-                    &x.grad(&g_fast).unwrap(),
-                    &x.grad(&g_ref).unwrap(),
+                let (g_fast, g_ref) = assert_output_and_input_gradient(
+                    &format!("{what}, batch {batch}"),
+                    &x,
+                    y_fast,
+                    y_ref,
                 );
                 for (name, f, r) in [
                     ("dγ", &fast.gamma, &reference.gamma),
@@ -504,15 +506,7 @@ fn elu_values_and_gradient_match_burn() {
             kernels::elu(x.clone(), alpha),
             activation::elu(x.clone(), alpha),
         );
-        assert_close(&format!("α {alpha}: output"), &fast, &reference);
-        let r = Tensor::<3>::random([3, 7, 11], Distribution::Normal(0.0, 1.0), &device);
-        let g_fast = (fast * r.clone()).sum().backward();
-        let g_ref = (reference * r).sum().backward();
-        assert_close(
-            &format!("α {alpha}: dx"),
-            &x.grad(&g_fast).unwrap(),
-            &x.grad(&g_ref).unwrap(),
-        );
+        assert_output_and_input_gradient(&format!("α {alpha}"), &x, fast, reference);
         let x = x.inner();
         assert_close(
             &format!("α {alpha}: output, no autodiff"),
@@ -529,11 +523,7 @@ fn tanh_values_and_gradient_match_burn() {
     let device = device().autodiff();
     let x = Tensor::<3>::random([3, 7, 11], Distribution::Normal(0.0, 3.0), &device).require_grad();
     let (fast, reference) = (kernels::tanh(x.clone()), x.clone().tanh());
-    assert_close("output", &fast, &reference);
-    let r = Tensor::<3>::random([3, 7, 11], Distribution::Normal(0.0, 1.0), &device);
-    let g_fast = (fast * r.clone()).sum().backward();
-    let g_ref = (reference * r).sum().backward();
-    assert_close("dx", &x.grad(&g_fast).unwrap(), &x.grad(&g_ref).unwrap());
+    assert_output_and_input_gradient("tanh", &x, fast, reference);
     let x = x.inner();
     assert_close("output, no autodiff", &kernels::tanh(x.clone()), &x.tanh());
 }
@@ -611,11 +601,7 @@ fn upsample_nearest2_values_and_gradient_match_burn() {
         .expand([2, 3, 5, 2, 3, 2])
         .reshape([2, 3, 10, 6]);
     let fast = kernels::upsample_nearest2(x.clone());
-    assert_close("upsampled", &fast, &reference);
-    let r = Tensor::<4>::random([2, 3, 10, 6], Distribution::Normal(0.0, 1.0), &device);
-    let g_fast = (fast * r.clone()).sum().backward();
-    let g_ref = (reference * r).sum().backward();
-    assert_close("dx", &x.grad(&g_fast).unwrap(), &x.grad(&g_ref).unwrap());
+    assert_output_and_input_gradient("upsampled", &x, fast, reference);
     let x = x.inner();
     let plain = kernels::upsample_nearest2(x.clone());
     let want = x
@@ -638,15 +624,9 @@ fn bernoulli_log_prob_values_and_gradients_match_burn() {
     let reference = (x.clone() * logits.clone() - activation::softplus(logits.clone(), 1.0))
         .sum_dim(1)
         .reshape([7]);
-    assert_close("log p(x | l)", &fast, &reference);
-    let r = Tensor::<1>::random([7], Distribution::Normal(0.0, 1.0), &device);
-    let g_fast = (fast * r.clone()).sum().backward();
-    let g_ref = (reference * r).sum().backward();
-    assert_close(
-        "dl",
-        &logits.grad(&g_fast).unwrap(),
-        &logits.grad(&g_ref).unwrap(),
-    );
+    // The logits as the input: `log p(x | l): dx` is the gradient in the logits.
+    let (g_fast, g_ref) =
+        assert_output_and_input_gradient("log p(x | l)", &logits, fast, reference);
     assert_close("dx", &x.grad(&g_fast).unwrap(), &x.grad(&g_ref).unwrap());
     assert!(kernels::bernoulli_log_prob(&logits, &x.narrow(1, 0, 52)).is_none());
 }
@@ -701,15 +681,7 @@ fn batch_norm_silu_depthwise_matches_burn() {
         let (pre_ref, post_ref) = (norm(0.0), norm(0.2));
         let reference = composed(&pre_ref, &post_ref, &conv, x.clone(), upsample);
         let what = format!("upsample {upsample}, training");
-        assert_close(&format!("{what}: output"), &fast, &reference);
-        let r = Tensor::<4>::random(reference.dims(), Distribution::Normal(0.0, 1.0), &device);
-        let g_fast = (fast * r.clone()).sum().backward();
-        let g_ref = (reference * r).sum().backward();
-        assert_close(
-            &format!("{what}: dx"),
-            &x.grad(&g_fast).unwrap(),
-            &x.grad(&g_ref).unwrap(),
-        );
+        assert_output_and_input_gradient(&what, &x, fast, reference);
         // Inference on the plain device: the fused kernel, with the running statistics
         // the training pass left (mean and variance away from 0 and 1).
         let (pre, post, conv) = (pre.valid(), post.valid(), conv.clone().valid());
