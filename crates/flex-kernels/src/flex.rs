@@ -823,41 +823,41 @@ impl Backward<Flex, 1> for EluBackward {
     }
 }
 
-/// The hyperbolic tangent on flex; `None` when `x` is not an f32 flex tensor (plain or
-/// autodiff).
-pub(super) fn tanh<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
+/// `c · tanh(x / c)` on flex (`c = 1`: the hyperbolic tangent); `None` when `x` is not an
+/// f32 flex tensor (plain or autodiff).
+pub(super) fn tanh<const D: usize>(x: &Tensor<D>, c: f32) -> Option<Tensor<D>> {
     let dims = x.dims().to_vec();
     if let Some(x) = flex_of(x) {
-        let y = tanh_kernel::forward(values(&x));
+        let y = tanh_kernel::forward(values(&x), c);
         return Some(Tensor::from_primitive::<Flex>(tensor_of(y, &dims)));
     }
     let x = autodiff_of(x)?;
-    let y = tensor_of(tanh_kernel::forward(values(&contiguous(&x))), &dims);
+    let y = tensor_of(tanh_kernel::forward(values(&contiguous(&x)), c), &dims);
     let y = match TanhBackward
         .prepare::<NoCheckpointing>([x.node()])
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
+        OpsKind::Tracked(prep) => prep.finish((y.clone(), c), y),
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     Some(Tensor::from_primitive::<Autodiff<Flex>>(y))
 }
 
-/// The autodiff node of [`tanh`]; its state is the output.
+/// The autodiff node of [`tanh`]; its state is the output and `c`.
 #[derive(Debug)]
 struct TanhBackward;
 
 impl Backward<Flex, 1> for TanhBackward {
-    type State = FlexTensor;
+    type State = (FlexTensor, f32);
 
-    fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<(FlexTensor, f32), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node] = ops.parents;
-        let y = &ops.state;
+        let (y, c) = &ops.state;
         let dims = y.layout().shape().to_vec();
         let mut grad = into_values(grads.consume::<Flex>(&ops.node));
         if let Some(node) = node {
-            tanh_kernel::backward(&mut grad, values(y));
+            tanh_kernel::backward(&mut grad, values(y), *c);
             grads.register::<Flex>(node.id, tensor_of(grad, &dims));
         }
     }

@@ -388,10 +388,36 @@ pub fn elu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
 /// `x.tanh()`: the hyperbolic tangent, in one parallel pass on flex.
 pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "flex")]
-    if let Some(y) = flex::tanh(&x) {
+    if let Some(y) = flex::tanh(&x, 1.0) {
         return y;
     }
     x.tanh()
+}
+
+/// `bound · tanh(x / bound)`: a smooth clamp of `x` to `(−bound, bound)`, close to the
+/// identity near 0 (NVAE's soft clamp of its latent parameters, `bound = 5`), in one
+/// parallel pass on flex (three of burn's ops elsewhere, and for a `bound` that is not
+/// finite and positive, whose result is then what those ops give).
+///
+/// ```
+/// use burn::tensor::Tensor;
+/// # #[cfg(feature = "flex")] {
+/// let device = burn::tensor::Device::flex();
+/// let x = Tensor::<1>::from_floats([-100.0, 0.0, 0.5], &device);
+/// let y: Vec<f32> = flex_kernels::soft_clamp(x, 5.0).into_data().to_vec().unwrap();
+/// // 5 tanh(0.1) = 0.49834
+/// assert!((y[0] + 5.0).abs() < 1e-6 && y[1] == 0.0 && (y[2] - 0.49834).abs() < 1e-5);
+/// # }
+/// ```
+pub fn soft_clamp<const D: usize>(x: Tensor<D>, bound: f64) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if (bound as f32).is_finite()
+        && bound as f32 > 0.0
+        && let Some(y) = flex::tanh(&x, bound as f32)
+    {
+        return y;
+    }
+    x.div_scalar(bound).tanh().mul_scalar(bound)
 }
 
 /// `log p(x | l) = Σ_i x_i l_i − softplus(l_i)` per row of `[batch, n]` logits and data, in

@@ -528,6 +528,24 @@ fn tanh_values_and_gradient_match_burn() {
     assert_close("output, no autodiff", &kernels::tanh(x.clone()), &x.tanh());
 }
 
+/// The soft clamp `5 tanh(x / 5)` against burn's ops composed: values and the input's
+/// gradient, with and without autodiff, on values out to ±15 (three times the bound).
+#[test]
+fn soft_clamp_values_and_gradient_match_burn() {
+    let device = device().autodiff();
+    let x =
+        Tensor::<4>::random([2, 8, 7, 7], Distribution::Normal(0.0, 5.0), &device).require_grad();
+    let composed = |x: Tensor<4>| x.div_scalar(5.0).tanh().mul_scalar(5.0);
+    let (fast, reference) = (kernels::soft_clamp(x.clone(), 5.0), composed(x.clone()));
+    assert_output_and_input_gradient("soft clamp", &x, fast, reference);
+    let x = x.inner();
+    assert_close(
+        "output, no autodiff",
+        &kernels::soft_clamp(x.clone(), 5.0),
+        &composed(x),
+    );
+}
+
 /// A linear layer against burn's `Linear::forward`, with a bias on a rank-2 input and
 /// without one on a rank-3 input: values and the gradients of the input, the weight and
 /// the bias, with and without autodiff.

@@ -13,7 +13,7 @@ pub const SOFT_CLAMP: f64 = 5.0;
 /// `c · tanh(x / c)` with `c = 5`: NVAE's soft clamp, which keeps means and log-scales in
 /// `(−5, 5)` (so `σ ∈ (e⁻⁵, e⁵)`) while staying smooth and close to the identity near 0.
 pub fn soft_clamp(x: Tensor<4>) -> Tensor<4> {
-    crate::kernels::tanh(x.div_scalar(SOFT_CLAMP)).mul_scalar(SOFT_CLAMP)
+    crate::kernels::soft_clamp(x, SOFT_CLAMP)
 }
 
 /// Splits a `[b, 2Z, h, w]` map into its first `Z` channels and its last `Z` channels,
@@ -28,9 +28,10 @@ pub fn split_params(params: Tensor<4>) -> Result<(Tensor<4>, Tensor<4>)> {
         ));
     }
     let z = c2 / 2;
-    let mu = soft_clamp(params.clone().narrow(1, 0, z));
-    let log_sigma = soft_clamp(params.narrow(1, z, z));
-    Ok((mu, log_sigma))
+    // Clamped whole, then split: one pass over contiguous values (the halves are strided
+    // views, which burn's element-wise ops walk slowly).
+    let params = soft_clamp(params);
+    Ok((params.clone().narrow(1, 0, z), params.narrow(1, z, z)))
 }
 
 /// `N(μ, σ²)` per latent pixel from `(μ, log σ)`: a [`DiagNormal`] with `log_var = 2 log σ`.
