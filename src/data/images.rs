@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -183,8 +183,15 @@ pub fn load_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Binarization {
     /// A fresh Bernoulli draw of every pixel each time an image is batched (so each
-    /// epoch sees a new binarisation).
+    /// epoch sees a new binarisation), drawn on the host from the batch's generator.
     Dynamic,
+    /// The same fresh draw made on the batch's device: the grey levels `p = v / 255` go to
+    /// the device and each pixel is `1[u < p]` for uniform `u` from the device's random
+    /// stream, so a GPU draws its own and each device of a multi-device run draws from its
+    /// own seed ([`fit`](crate::train::fit) and the Learner's loader seed every device at
+    /// the start of each epoch). The draws differ from [`Dynamic`](Self::Dynamic)'s, whose
+    /// stream is the host's.
+    DynamicOnDevice,
     /// One seeded binarisation, drawn once.
     Fixed {
         /// The seed of the draw.
@@ -207,7 +214,7 @@ impl ImageData {
     pub fn new(images: Images, binarization: Binarization) -> Self {
         let fixed = match &binarization {
             Binarization::Fixed { seed } => Some(images.binarize_fixed(*seed)),
-            Binarization::Grey => Some(images.unit()),
+            Binarization::Grey | Binarization::DynamicOnDevice => Some(images.unit()),
             Binarization::Dynamic => None,
         };
         Self {
@@ -251,6 +258,12 @@ impl TrainData for ImageData {
                 None => values.extend(binarize(&self.images.pixels[i * d..(i + 1) * d], rng)),
             }
         }
-        flat_tensor(values, indices.len(), d, device)
+        let x = flat_tensor(values, indices.len(), d, device)?;
+        if self.binarization == Binarization::DynamicOnDevice {
+            // u ∈ [0, 1): p = 0 never gives 1, p = 1 always does.
+            let u = Tensor::random(x.dims(), Distribution::Uniform(0.0, 1.0), device);
+            return Ok(u.lower(x).float());
+        }
+        Ok(x)
     }
 }
