@@ -319,7 +319,8 @@ where
                 .rate(config.learning_rate, global_step, total_steps, epoch);
             let x = data.batch(indices, &mut rng, &train_device)?;
             let out = config.objective.step_loss(&model, &x, global_step)?;
-            let loss: f64 = out.loss.clone().into_scalar::<f32>() as f64;
+            let (figures, kl_groups) = out.host_figures();
+            let [loss, bound, kl] = [figures[0], figures[1], figures[2]];
             if !loss.is_finite() {
                 bar.abandon();
                 return Err(Error::NonFiniteLoss {
@@ -335,15 +336,13 @@ where
                 ema.update(&model);
             }
             let n = indices.len();
-            let bound = out.neg_bound.into_scalar::<f32>() as f64;
             sum_loss += loss * n as f64;
             sum_bound += bound * n as f64;
-            sum_kl += out.kl.into_scalar::<f32>() as f64 * n as f64;
-            if let Some(groups) = out.kl_groups {
-                let groups = groups.try_into_vec_as::<f32>().unwrap_or_default();
-                sum_kl_groups.resize(groups.len(), 0.0);
-                for (sum, g) in sum_kl_groups.iter_mut().zip(groups) {
-                    *sum += g as f64 * n as f64;
+            sum_kl += kl * n as f64;
+            if !kl_groups.is_empty() {
+                sum_kl_groups.resize(kl_groups.len(), 0.0);
+                for (sum, g) in sum_kl_groups.iter_mut().zip(kl_groups) {
+                    *sum += g * n as f64;
                 }
             }
             seen += n;

@@ -16,7 +16,7 @@ use super::data::ElboBatch;
 use super::output::ElboOutput;
 use crate::Error;
 use crate::ema::Ema;
-use crate::objective::{Objective, StepLoss};
+use crate::objective::Objective;
 use crate::train::{EpochRecord, log_epoch};
 use crate::traits::{Batch, LatentVariableModel};
 
@@ -280,29 +280,6 @@ impl<M: Module + ModuleDisplay + LatentVariableModel + 'static> Trainable<M> {
     }
 }
 
-/// `[loss, −bound, KL]` and the KL per group on the host, in one read.
-fn read_back(out: &StepLoss) -> (Vec<f64>, Vec<f64>) {
-    let mut parts = vec![
-        out.loss.clone().detach(),
-        out.neg_bound.clone(),
-        out.kl.clone(),
-    ];
-    if let Some(groups) = &out.kl_groups {
-        parts.push(groups.clone());
-    }
-    let values: Vec<f64> = Tensor::cat(parts, 0)
-        .try_into_vec_as::<f32>()
-        .unwrap_or_default()
-        .into_iter()
-        .map(f64::from)
-        .collect();
-    if values.len() < 3 {
-        return (vec![f64::NAN; 3], Vec::new());
-    }
-    let groups = values[3..].to_vec();
-    (values[..3].to_vec(), groups)
-}
-
 impl<M> TrainStep for Trainable<M>
 where
     M: Module + ModuleDisplay + LatentVariableModel + 'static,
@@ -324,7 +301,7 @@ where
                 return skipped(self);
             }
         };
-        let (values, kl_groups) = read_back(&out);
+        let (values, kl_groups) = out.host_figures();
         if !values[0].is_finite() {
             self.fail(Error::NonFiniteLoss {
                 epoch: batch.epoch + 1,
@@ -398,7 +375,7 @@ where
             .step_loss(&self.model, &batch.x, batch.global_step)
         {
             Ok(out) => {
-                let (mut values, kl_groups) = read_back(&out);
+                let (mut values, kl_groups) = out.host_figures();
                 // The validation loss is the bound, without the objective's weights.
                 values[0] = values[1];
                 let mut record = lock(&self.state.record);

@@ -200,6 +200,33 @@ pub struct StepLoss {
     pub kl_groups: Option<Tensor<1>>,
 }
 
+impl StepLoss {
+    /// `[loss, −bound, KL]` and the KL per group (empty without groups) on the host, in one
+    /// read: one wait for the device per step, where reading them one by one waited four
+    /// times. NaNs if the device cannot be read.
+    pub fn host_figures(&self) -> (Vec<f64>, Vec<f64>) {
+        let mut parts = vec![
+            self.loss.clone().detach(),
+            self.neg_bound.clone(),
+            self.kl.clone(),
+        ];
+        if let Some(groups) = &self.kl_groups {
+            parts.push(groups.clone());
+        }
+        let values: Vec<f64> = Tensor::cat(parts, 0)
+            .try_into_vec_as::<f32>()
+            .unwrap_or_default()
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        if values.len() < 3 {
+            return (vec![f64::NAN; 3], Vec::new());
+        }
+        let groups = values[3..].to_vec();
+        (values[..3].to_vec(), groups)
+    }
+}
+
 impl Objective {
     /// Checks the objective's parameters.
     pub fn validate(&self) -> Result<()> {
