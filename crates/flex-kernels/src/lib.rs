@@ -396,8 +396,8 @@ pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 
 /// `bound · tanh(x / bound)`: a smooth clamp of `x` to `(−bound, bound)`, close to the
 /// identity near 0 (NVAE's soft clamp of its latent parameters, `bound = 5`), in one
-/// parallel pass on flex (three of burn's ops elsewhere, and for a `bound` that is not
-/// finite and positive, whose result is then what those ops give).
+/// parallel pass on flex. Elsewhere, and for a `bound` that is not finite and positive, it
+/// is burn's `x / bound`, `tanh` and `· bound` in turn.
 ///
 /// ```
 /// use burn::tensor::Tensor;
