@@ -341,8 +341,7 @@ where
                 .rate(config.learning_rate, global_step, total_steps, epoch);
             let x = data.batch(indices, &mut rng, &train_device)?;
             let out = config.objective.step_loss(&model, &x, global_step)?;
-            let (figures, kl_groups) = out.host_figures();
-            let [loss, bound, kl] = [figures[0], figures[1], figures[2]];
+            let ([loss, bound, kl], kl_groups) = out.host_figures();
             if !loss.is_finite() {
                 bar.abandon();
                 return Err(Error::NonFiniteLoss {

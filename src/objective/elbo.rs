@@ -204,7 +204,7 @@ impl StepLoss {
     /// `[loss, −bound, KL]` and the KL per group (empty without groups) on the host, in one
     /// read: one wait for the device per step, where reading them one by one waited four
     /// times. NaNs if the device cannot be read.
-    pub fn host_figures(&self) -> (Vec<f64>, Vec<f64>) {
+    pub fn host_figures(&self) -> ([f64; 3], Vec<f64>) {
         let mut parts = vec![
             self.loss.clone().detach(),
             self.neg_bound.clone(),
@@ -219,11 +219,10 @@ impl StepLoss {
             .into_iter()
             .map(f64::from)
             .collect();
-        if values.len() < 3 {
-            return (vec![f64::NAN; 3], Vec::new());
+        match values.split_first_chunk::<3>() {
+            Some((&figures, groups)) => (figures, groups.to_vec()),
+            None => ([f64::NAN; 3], Vec::new()),
         }
-        let groups = values[3..].to_vec();
-        (values[..3].to_vec(), groups)
     }
 }
 

@@ -411,11 +411,14 @@ pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// ```
 pub fn soft_clamp<const D: usize>(x: Tensor<D>, bound: f64) -> Tensor<D> {
     #[cfg(feature = "flex")]
-    if (bound as f32).is_finite()
-        && bound as f32 > 0.0
-        && let Some(y) = flex::tanh(&x, bound as f32)
     {
-        return y;
+        let c = bound as f32;
+        if c.is_finite()
+            && c > 0.0
+            && let Some(y) = flex::tanh(&x, c)
+        {
+            return y;
+        }
     }
     x.div_scalar(bound).tanh().mul_scalar(bound)
 }
