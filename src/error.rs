@@ -4,9 +4,13 @@
 //! structured fields and a message that says what to change.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Everything that can go wrong when a user hands `elbo` a config, a file or a batch.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`, so that an error can travel in a value burn requires to be `Clone` (a batch
+/// from burn's `DataLoader`): the one foreign source it holds, an I/O error, is shared.
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A configuration value is out of its valid range.
@@ -62,7 +66,7 @@ pub enum Error {
         path: PathBuf,
         /// The underlying error.
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     /// The training loss became NaN or infinite.
     #[error(
@@ -156,7 +160,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            source: Arc::new(source),
         }
     }
 }

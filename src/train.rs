@@ -166,7 +166,14 @@ impl FitConfig {
         Ok(())
     }
 
-    pub(crate) fn build_optimizer(&self) -> crate::Result<ModuleOptimizer> {
+    /// The optimiser `fit` trains with: Adam (or AdamW with `weight_decay`), gradients
+    /// clipped to `grad_clip_norm` if set. For a burn `Learner` built by hand, whose rate
+    /// comes from its scheduler (`elbo::learner::FitSchedule`, feature `train`, gives
+    /// `fit`'s).
+    ///
+    /// # Errors
+    /// burn's error if the optimiser cannot be built.
+    pub fn build_optimizer(&self) -> crate::Result<ModuleOptimizer> {
         let clipping = self
             .grad_clip_norm
             .map(|norm| GradientClippingConfig::Norm(norm as f32));

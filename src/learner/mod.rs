@@ -6,8 +6,12 @@
 //!
 //! - [`Trainable`]: a model and its [`Objective`](crate::objective::Objective) as burn's
 //!   `TrainStep` + `InferenceStep`;
+//! - [`ElboBatch`]: a batch, and where it sits in training when its loader knows;
 //! - [`ElboDataLoader`]: burn's `DataLoader` over any [`TrainData`](crate::data::TrainData),
-//!   yielding [`ElboBatch`]es with the step count the KL warm-up needs;
+//!   drawing `fit`'s batches, each with its epoch and the step count the KL warm-up needs;
+//! - [`ElboDataset`] and [`ElboBatcher`]: burn's `Dataset` and `Batcher` over any
+//!   `TrainData`, for burn's own `DataLoaderBuilder` (its shuffling, workers and dataset
+//!   transforms); the [`Trainable`] then counts steps and epochs itself;
 //! - [`ElboOutput`] and [`ElboMetric`]: −ELBO, KL (total and per group) and the
 //!   reconstruction term as burn metrics, with the objective through burn's `LossMetric`;
 //! - [`FitSchedule`]: [`LrSchedule`](crate::train::LrSchedule) as burn's `LrScheduler`;
@@ -44,7 +48,10 @@
 //! # Ok::<(), elbo::Error>(())
 //! ```
 
-mod data;
+mod batch;
+mod batcher;
+mod dataset;
+mod loader;
 mod metric;
 mod model;
 mod output;
@@ -52,7 +59,10 @@ mod renderer;
 mod run;
 mod schedule;
 
-pub use data::{ElboBatch, ElboDataLoader};
+pub use batch::{BatchPosition, ElboBatch};
+pub use batcher::ElboBatcher;
+pub use dataset::ElboDataset;
+pub use loader::ElboDataLoader;
 pub use metric::{ElboFigure, ElboFigures, ElboMetric};
 pub use model::Trainable;
 pub use output::ElboOutput;

@@ -12,7 +12,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer, MultiGradientsParams};
 use burn::tensor::{Device, Tensor};
 use burn::train::{InferenceStep, Interrupter, TrainOutput, TrainStep};
 
-use super::data::ElboBatch;
+use super::batch::{BatchPosition, ElboBatch};
 use super::output::ElboOutput;
 use crate::Error;
 use crate::ema::Ema;
@@ -22,16 +22,25 @@ use crate::traits::{Batch, LatentVariableModel};
 
 /// A [`LatentVariableModel`] with the [`Objective`] it is trained on, as a burn-train model.
 ///
-/// `TrainStep::step` computes the objective on an [`ElboBatch`] (with the batch's global
+/// `TrainStep::step` computes the objective on an [`ElboBatch`] (at the batch's global
 /// step, for the KL warm-up) exactly as [`fit`](crate::train::fit) does, reads its value
 /// back, and differentiates `loss / replicas`: burn's multi-device strategies *sum* the
 /// replicas' gradients, so with `replicas` equal halves of a batch the sum is the gradient of
 /// the whole batch's mean. `TrainStep::optimize` applies the update, then the EMA (if any)
 /// on the main device. `InferenceStep::step` reports the bound on a validation batch.
 ///
-/// A non-finite loss, or an error from the model (a batch of the wrong shape), stops
-/// training through burn's [`Interrupter`] before the update is applied;
-/// [`Self::take_failure`] then returns it, with the step, as `fit`'s error.
+/// A batch without a position (from burn's own `DataLoader`, through
+/// [`ElboBatcher`](super::ElboBatcher)) is placed by counting: its global step is the
+/// number of optimiser steps taken so far, and its epoch is the number of validation
+/// passes seen before it (burn's Learner validates after each training epoch; with no
+/// validation data, every batch counts as epoch 0). A batch from
+/// [`ElboDataLoader`](super::ElboDataLoader) carries its position, which is used as given.
+/// The count starts at 0 when the `Trainable` is made: a run resumed from burn's
+/// checkpoint restarts the KL warm-up unless its batches carry their positions.
+///
+/// A non-finite loss, an error from the model (a batch of the wrong shape) or a batch that
+/// could not be read stops training through burn's [`Interrupter`] before the update is
+/// applied; [`Self::take_failure`] then returns it, with the step, as `fit`'s error.
 ///
 /// State that is not a gradient: BatchNorm running statistics and NVAE's power-iteration
 /// vectors are burn `RunningState`s, which every replica of a module shares (a clone holds
@@ -75,7 +84,7 @@ impl fmt::Debug for Shared {
     }
 }
 
-/// Sums over the examples of each epoch, and the first failure.
+/// Sums over the examples of each epoch, the step count, and the first failure.
 #[derive(Default)]
 struct Record {
     epochs: Vec<EpochSums>,
@@ -85,6 +94,58 @@ struct Record {
     epoch: usize,
     /// Epochs whose line has been logged.
     logged: usize,
+    /// Optimiser steps taken, per device that took them: the main device under burn's
+    /// multi-device strategy, every replica under distributed data parallel. The count is
+    /// the largest.
+    steps: Vec<(Device, usize)>,
+    /// For batches without a position: the epoch being counted and the step it began at.
+    counted_epoch: usize,
+    counted_epoch_start: usize,
+    /// Whether a validation batch came after the last training batch: the next training
+    /// batch then opens the next epoch.
+    validated: bool,
+}
+
+impl Record {
+    /// Optimiser steps taken so far.
+    fn steps_taken(&self) -> usize {
+        self.steps.iter().map(|(_, n)| *n).max().unwrap_or(0)
+    }
+
+    /// Where a training batch sits: as given, or counted.
+    fn place_train(&mut self, given: Option<BatchPosition>) -> BatchPosition {
+        if let Some(position) = given {
+            return position;
+        }
+        let taken = self.steps_taken();
+        if self.validated {
+            self.validated = false;
+            self.counted_epoch += 1;
+            self.counted_epoch_start = taken;
+        }
+        BatchPosition {
+            epoch: self.counted_epoch,
+            step: taken - self.counted_epoch_start,
+            global_step: taken,
+        }
+    }
+
+    /// The epoch of a validation batch: as given, or the epoch just trained.
+    fn place_valid(&mut self, given: Option<BatchPosition>) -> BatchPosition {
+        if let Some(position) = given {
+            return position;
+        }
+        let taken = self.steps_taken();
+        // Validation closes an epoch only if it trained (not a pass before training).
+        if taken > self.counted_epoch_start {
+            self.validated = true;
+        }
+        BatchPosition {
+            epoch: self.counted_epoch,
+            step: 0,
+            global_step: taken,
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -261,15 +322,21 @@ impl<M: Module + ModuleDisplay + LatentVariableModel + 'static> Trainable<M> {
         sums.seconds = started.elapsed().as_secs_f64();
     }
 
-    /// After an optimiser step: the EMA, and the step's rate for its epoch's record.
+    /// After an optimiser step: the step count, the EMA, and the step's rate for its
+    /// epoch's record.
     fn after_update(self, lr: &ModuleLearningRate) -> Self {
+        let device = main_device(&self);
         let mut record = lock(&self.state.record);
         let epoch = record.epoch;
         if let Some(sums) = record.epochs.get_mut(epoch) {
             sums.learning_rate = lr.base();
         }
+        match record.steps.iter_mut().find(|(d, _)| *d == device) {
+            Some((_, n)) => *n += 1,
+            None => record.steps.push((device.clone(), 1)),
+        }
         drop(record);
-        let on_main = self.model.devices().first() == self.state.ema_device.as_ref();
+        let on_main = Some(&device) == self.state.ema_device.as_ref();
         if let Some(ema) = &self.state.ema
             && on_main
             && let Some(ema) = lock(ema).downcast_mut::<Ema<M>>()
@@ -289,11 +356,19 @@ where
     type Output = ElboOutput;
 
     fn step(&self, batch: ElboBatch<M::Input>) -> TrainOutput<ElboOutput> {
-        let n = batch.x.batch_size();
+        let x = match batch.x {
+            Ok(x) => x,
+            Err(error) => {
+                self.fail(error);
+                return skipped(self);
+            }
+        };
+        let n = x.batch_size();
+        let position = lock(&self.state.record).place_train(batch.position);
         let out = match self
             .state
             .objective
-            .step_loss(&self.model, &batch.x, batch.global_step)
+            .step_loss(&self.model, &x, position.global_step)
         {
             Ok(out) => out,
             Err(error) => {
@@ -304,14 +379,24 @@ where
         let (values, kl_groups) = out.host_figures();
         if !values[0].is_finite() {
             self.fail(Error::NonFiniteLoss {
-                epoch: batch.epoch + 1,
-                step: batch.step,
-                global_step: batch.global_step,
+                epoch: position.epoch + 1,
+                step: position.step,
+                global_step: position.global_step,
                 value: values[0],
             });
             return skipped(self);
         }
-        self.add((batch.epoch, n), &values, &kl_groups);
+        if !out.loss.is_tracked() {
+            self.fail(Error::config(
+                "Trainable's model",
+                "parameters without gradient tracking",
+                "a model on an autodiff device in training mode \
+                 (`model.fork(&device.autodiff()).train()`), trained by a Learner on \
+                 `device.autodiff()`",
+            ));
+            return skipped(self);
+        }
+        self.add((position.epoch, n), &values, &kl_groups);
         let loss = out.loss.clone().div_scalar(self.state.replicas as f64);
         let grads = loss.backward();
         let item = ElboOutput::from_values(&values, &kl_groups, n, &out.loss.device());
@@ -343,17 +428,23 @@ where
     }
 }
 
-/// The output of a step that was not taken: no gradients, NaN figures.
-fn skipped<M: Module + ModuleDisplay + LatentVariableModel + 'static>(
-    module: &Trainable<M>,
-) -> TrainOutput<ElboOutput> {
-    let device = module
+/// The device of the model's first parameter.
+fn main_device<M: Module>(module: &Trainable<M>) -> Device {
+    module
         .model
         .devices()
         .into_iter()
         .next()
-        .unwrap_or_default();
-    let zero = Tensor::<1>::zeros([1], &device).require_grad();
+        .unwrap_or_default()
+}
+
+/// The output of a step that was not taken: no gradients, NaN figures.
+fn skipped<M: Module + ModuleDisplay + LatentVariableModel + 'static>(
+    module: &Trainable<M>,
+) -> TrainOutput<ElboOutput> {
+    let device = main_device(module);
+    // On the autodiff device, so that the untracked model's case is not a panic here.
+    let zero = Tensor::<1>::zeros([1], &device.clone().autodiff()).require_grad();
     let item = ElboOutput::from_values(&[f64::NAN; 3], &[], 1, &device);
     TrainOutput::new(module, zero.backward(), item)
 }
@@ -367,22 +458,32 @@ where
     type Output = ElboOutput;
 
     fn step(&self, batch: ElboBatch<M::Input>) -> ElboOutput {
-        let n = batch.x.batch_size();
-        let device = batch.x.device();
+        let x = match batch.x {
+            Ok(x) => x,
+            Err(error) => {
+                self.fail(error);
+                let device = main_device(self);
+                return ElboOutput::from_values(&[f64::NAN; 3], &[], 1, &device);
+            }
+        };
+        let n = x.batch_size();
+        let device = x.device();
+        let position = lock(&self.state.record).place_valid(batch.position);
         match self
             .state
             .objective
-            .step_loss(&self.model, &batch.x, batch.global_step)
+            .step_loss(&self.model, &x, position.global_step)
         {
             Ok(out) => {
                 let (mut values, kl_groups) = out.host_figures();
                 // The validation loss is the bound, without the objective's weights.
                 values[0] = values[1];
                 let mut record = lock(&self.state.record);
-                if record.epochs.len() <= batch.epoch {
-                    record.epochs.resize(batch.epoch + 1, EpochSums::default());
+                let epoch = position.epoch;
+                if record.epochs.len() <= epoch {
+                    record.epochs.resize(epoch + 1, EpochSums::default());
                 }
-                let sums = &mut record.epochs[batch.epoch];
+                let sums = &mut record.epochs[epoch];
                 sums.valid_neg_bound += values[1] * n as f64;
                 sums.valid_examples += n;
                 drop(record);

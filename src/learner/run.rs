@@ -11,7 +11,7 @@ use burn::tensor::distributed::{DistributedConfig, ReduceOperation};
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::{ExecutionStrategy, Learner, MultiDeviceOptim, SupervisedTraining};
 
-use super::data::ElboDataLoader;
+use super::loader::ElboDataLoader;
 use super::metric::{ElboFigure, ElboMetric};
 use super::model::Trainable;
 use super::renderer::QuietRenderer;

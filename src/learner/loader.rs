@@ -1,6 +1,6 @@
-//! burn's `DataLoader` over any [`TrainData`] (`ImageData`, `SentenceData`,
-//! `LabeledImageData`, or a type of the user's), drawing the same batches as
-//! [`fit`](crate::train::fit).
+//! [`ElboDataLoader`]: burn's `DataLoader` over any [`TrainData`] (`ImageData`,
+//! `SentenceData`, `LabeledImageData`, or a type of the user's), drawing the same batches
+//! as [`fit`](crate::train::fit), each with its [`BatchPosition`].
 //!
 //! Epoch `e` (0-based) draws its batches with [`TrainData::epoch_batches`] from a generator
 //! seeded with `mix_seed(seed, e)`, then each batch's randomness (dynamic binarisation) from
@@ -19,26 +19,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
-use burn::data::dataset::DatasetError;
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use super::batch::{BatchPosition, ElboBatch};
 use crate::data::TrainData;
 use crate::train::mix_seed;
-
-/// One training batch and where it sits in training.
-#[derive(Clone, Debug)]
-pub struct ElboBatch<I> {
-    /// The examples.
-    pub x: I,
-    /// 0-based epoch.
-    pub epoch: usize,
-    /// 0-based step within the epoch (on this replica).
-    pub step: usize,
-    /// 0-based optimiser step since the start of training: what the KL warm-up counts.
-    pub global_step: usize,
-}
 
 /// A `DataLoader` of [`ElboBatch`]es over a [`TrainData`]; see the module docs.
 pub struct ElboDataLoader<T> {
@@ -124,23 +111,22 @@ struct ElboIterator<T: TrainData> {
 }
 
 impl<T: TrainData> Iterator for ElboIterator<T> {
-    type Item = Result<ElboBatch<T::Input>, DatasetError>;
+    type Item = Result<ElboBatch<T::Input>, burn::data::dataset::DatasetError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let indices = self.batches.get(self.position)?;
         let step = self.position;
         self.position += 1;
         self.items_done += indices.len();
-        let x = match self.data.batch(indices, &mut self.rng, &self.device) {
-            Ok(x) => x,
-            Err(e) => return Some(Err(DatasetError::new(e))),
-        };
-        Some(Ok(ElboBatch {
-            x,
+        // An error (an index past the end of a user's data, an unreadable example) travels
+        // in the batch: the step stops training with it, and `take_failure` returns it.
+        let x = self.data.batch(indices, &mut self.rng, &self.device);
+        let position = BatchPosition {
             epoch: self.epoch,
             step,
             global_step: self.epoch * self.steps_per_epoch + step,
-        }))
+        };
+        Some(Ok(ElboBatch::at(x, position)))
     }
 }
 
