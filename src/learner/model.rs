@@ -35,8 +35,8 @@ use crate::traits::{Batch, LatentVariableModel};
 /// passes seen before it (burn's Learner validates after each training epoch; with no
 /// validation data, every batch counts as epoch 0). A batch from
 /// [`ElboDataLoader`](super::ElboDataLoader) carries its position, which is used as given.
-/// The count starts at 0 when the `Trainable` is made: a run resumed from burn's
-/// checkpoint restarts the KL warm-up unless its batches carry their positions.
+/// The count starts at 0 when the `Trainable` is made, or where [`Self::resumed_at`] puts
+/// it.
 ///
 /// A non-finite loss, an error from the model (a batch of the wrong shape) or a batch that
 /// could not be read stops training through burn's [`Interrupter`] before the update is
@@ -224,6 +224,25 @@ impl<M: Module + ModuleDisplay + LatentVariableModel + 'static> Trainable<M> {
     /// `SupervisedTraining::interrupter`) at a non-finite loss or a model error.
     pub fn with_interrupter(mut self, interrupter: Interrupter) -> Self {
         self.state.interrupter = Some(interrupter);
+        self
+    }
+
+    /// Continues a run at the start of 0-based epoch `epoch`, after `steps_taken` optimiser
+    /// steps: the count that batches without a position are placed by (the KL warm-up's
+    /// step, the epoch in the records and in errors) goes on from there instead of 0. For
+    /// a run resumed from burn's checkpoint (`SupervisedTraining::checkpoint(epoch)`) fed
+    /// by burn's own loader; batches from [`ElboDataLoader`](super::ElboDataLoader) carry
+    /// their positions (give it the first epoch instead).
+    pub fn resumed_at(self, epoch: usize, steps_taken: usize) -> Self {
+        let device = main_device(&self);
+        let mut record = lock(&self.state.record);
+        record.steps = vec![(device, steps_taken)];
+        record.counted_epoch = epoch;
+        record.counted_epoch_start = steps_taken;
+        record.validated = false;
+        record.epoch = epoch;
+        record.logged = epoch;
+        drop(record);
         self
     }
 
