@@ -22,10 +22,11 @@
 //! # `fit` or the Learner
 //!
 //! [`fit`](crate::train::fit) is the small loop for one device: few dependencies, atomic
-//! checkpoints with resume, its own EMA checkpoint. The Learner is for several devices,
-//! burn's metric logs and dashboard, early stopping and burn's checkpoint format. Both
-//! run the same objective code; on one device with the same config they give the same
-//! numbers (a test holds them to float tolerance).
+//! checkpoints with resume (the EMA and the history included). The Learner is for several
+//! devices, burn's metric logs and dashboard, early stopping and burn's checkpoint format
+//! (which [`fit_with_learner`] resumes from, without an EMA). Both run the same objective
+//! code; on one device with the same config they give the same numbers (a test holds them
+//! to float tolerance).
 //!
 //! # Example
 //!

@@ -2,7 +2,7 @@
 //! one device or several.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::module::{Module, ModuleDisplay};
@@ -84,11 +84,21 @@ fn is_cuda(device: &Device) -> bool {
 /// Per-epoch lines (with the validation bound) are logged as `fit` logs them when
 /// `config.log_epochs` is set.
 ///
+/// With `config.resume`, training continues from the latest of burn's checkpoints in
+/// `checkpoint_dir` (the weights, the optimiser's state and the schedule's step, from
+/// burn's `SupervisedTraining::checkpoint`), with the batches and device seeds of the
+/// epochs that follow, as the uninterrupted run would; without a checkpoint there it
+/// starts afresh. The returned history holds the epochs this call ran (burn's metric logs
+/// in `checkpoint_dir` hold every epoch's). burn's checkpoints do not hold an exponential
+/// moving average, so `resume` with `ema_decay` is refused; [`fit`](crate::train::fit)
+/// resumes both.
+///
 /// # Errors
-/// [`Error::InvalidConfig`] for a bad config, empty data, `resume` (resume with burn's
-/// own `SupervisedTraining::checkpoint`) or [`DeviceStrategy::Ddp`] on a device that is not
-/// CUDA; [`Error::NonFiniteLoss`] naming the first step
-/// whose loss is not finite; the model's error for a batch it rejects.
+/// [`Error::InvalidConfig`] for a bad config, empty data, `resume` with `ema_decay`, or
+/// [`DeviceStrategy::Ddp`] on a device that is not CUDA; [`Error::Checkpoint`] for a
+/// checkpoint burn cannot load (written for another model, or damaged);
+/// [`Error::NonFiniteLoss`] naming the first step whose loss is not finite; the model's
+/// error for a batch it rejects.
 pub fn fit_with_learner<M, T>(
     model: M,
     train: Arc<T>,
@@ -113,11 +123,12 @@ where
             "at least one example",
         ));
     }
-    if config.resume {
+    if config.resume && config.ema_decay.is_some() {
         return Err(Error::config(
             "resume",
             true,
-            "false: with the Learner, resume through burn's SupervisedTraining::checkpoint",
+            "false with ema_decay through the Learner (burn's checkpoints do not hold the \
+             average): resume with train::fit, or train without ema_decay",
         ));
     }
     let devices: Vec<Device> = strategy
@@ -140,17 +151,25 @@ where
         ));
     }
     let main = devices[0].clone();
-    let train_loader = ElboDataLoader::new(train, config.batch_size, config.seed, 0, &main);
-    let replicas = strategy.summed_replicas();
-    // Each replica takes a block of the epoch's batches: a step is one batch per replica.
-    let steps_per_epoch = train_loader.steps_per_epoch().div_ceil(devices.len());
-    let valid_loader = ElboDataLoader::new(valid, config.batch_size, config.seed, 0, &main);
-
     let mut trainable = Trainable::new(
         model.fork(&main).train(),
         config.objective.clone(),
-        replicas,
+        strategy.summed_replicas(),
     );
+    // burn numbers epochs from 1: checkpoint `e` holds the state after `e` epochs, and
+    // training resumes at (0-based) epoch `e`.
+    let resume_from = match (&config.checkpoint_dir, config.resume) {
+        (Some(directory), true) => latest_loadable_checkpoint(&trainable, directory)?,
+        _ => None,
+    };
+    let first_epoch = resume_from.unwrap_or(0);
+    let train_loader =
+        ElboDataLoader::new(train, config.batch_size, config.seed, first_epoch, &main);
+    // Each replica takes a block of the epoch's batches: a step is one batch per replica.
+    let steps_per_epoch = train_loader.steps_per_epoch().div_ceil(devices.len());
+    let valid_loader =
+        ElboDataLoader::new(valid, config.batch_size, config.seed, first_epoch, &main);
+
     if let Some(decay) = config.ema_decay {
         trainable = trainable.with_ema(decay)?;
     }
@@ -173,6 +192,9 @@ where
             .metric_valid_numeric(burn::train::metric::LossMetric::new());
     if config.checkpoint_dir.is_some() {
         training = training.with_default_checkpointers();
+        if let Some(epoch) = resume_from {
+            training = training.checkpoint(epoch);
+        }
     } else {
         training = training.with_metric_logger(InMemoryMetricLogger::new());
     }
@@ -214,4 +236,83 @@ where
         None => result.model.model,
     };
     Ok((model.fork(&main).train(), History { epochs }))
+}
+
+/// The latest checkpoint in `directory` that burn can load into `trainable` (burn's epoch
+/// count, from 1); `None` if there is none. burn writes its checkpoints in place, so a run
+/// stopped while it wrote one leaves it damaged: that one is passed over, with a warning,
+/// for the one before (burn keeps two). If every checkpoint fails to load (written for
+/// another model), the latest one's error.
+fn latest_loadable_checkpoint<M: Module>(trainable: &M, directory: &Path) -> Result<Option<usize>> {
+    let mut first_error = None;
+    for epoch in complete_checkpoints(directory)? {
+        match check_checkpoint(trainable, directory, epoch) {
+            Ok(()) => return Ok(Some(epoch)),
+            Err(error) => {
+                log::warn!("passing over checkpoint {epoch}: {error}");
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(None),
+    }
+}
+
+/// The epochs (burn's count, from 1) whose model, optimiser and schedule checkpoints
+/// (`checkpoint/{model,optim,scheduler}-N.bpk`, burn's default checkpointers' names) are
+/// all in `directory`, latest first.
+fn complete_checkpoints(directory: &Path) -> Result<Vec<usize>> {
+    let folder = directory.join("checkpoint");
+    let entries = match std::fs::read_dir(&folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(folder, e)),
+    };
+    let mut epochs = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(|e| Error::io(&folder, e))?.file_name();
+        let epoch = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("model-"))
+            .and_then(|rest| rest.strip_suffix(".bpk"))
+            .and_then(|epoch| epoch.parse::<usize>().ok());
+        let complete = |epoch: usize| {
+            ["optim", "scheduler"]
+                .iter()
+                .all(|kind| folder.join(format!("{kind}-{epoch}.bpk")).is_file())
+        };
+        if let Some(epoch) = epoch.filter(|&e| complete(e)) {
+            epochs.push(epoch);
+        }
+    }
+    epochs.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(epochs)
+}
+
+/// Loads checkpoint `epoch`'s three records, and the model's into a copy of `trainable`,
+/// so that one burn cannot load is an error here rather than burn's panic at launch.
+fn check_checkpoint<M: Module>(trainable: &M, directory: &Path, epoch: usize) -> Result<()> {
+    let path = |kind: &str| {
+        directory
+            .join("checkpoint")
+            .join(format!("{kind}-{epoch}.bpk"))
+    };
+    let unloadable = |path: PathBuf, e: &dyn std::fmt::Display| Error::Checkpoint {
+        reason: format!(
+            "burn cannot load it ({e}): a checkpoint of another model or a damaged file; \
+             resume with the model it was written for, or point checkpoint_dir at a new \
+             folder to start afresh"
+        ),
+        path,
+    };
+    trainable
+        .clone()
+        .try_load_file(path("model"))
+        .map_err(|e| unloadable(path("model"), &e))?;
+    burn::optim::OptimizerRecord::load(path("optim")).map_err(|e| unloadable(path("optim"), &e))?;
+    burn::optim::lr_scheduler::LrSchedulerRecord::load(path("scheduler"))
+        .map_err(|e| unloadable(path("scheduler"), &e))?;
+    Ok(())
 }

@@ -754,3 +754,132 @@ fn a_resumed_trainable_goes_on_counting() {
     let diff = max_abs_diff(&flatten(&whole.model), &flatten(&rest.model));
     assert!(diff < 1e-5, "weights differ by {diff}");
 }
+
+/// `fit_with_learner` with `resume` continues from burn's latest checkpoint as the
+/// uninterrupted run would: 1 epoch, then a resumed run to 3, gives the uninterrupted 3
+/// epochs' last two (loss, −ELBO, KL, rate) and weights. What must come back for that: the
+/// weights, Adam's moments, the schedule's step (the rate, halved each epoch), the loader's epoch (the shuffles) and the KL warm-up's step
+/// count (6 steps, across the break). The model is deterministic (`ModeVae`, fixed
+/// binarisation), so only float rounding may differ (1e-5 relative). A damaged latest
+/// checkpoint (as a run stopped while burn wrote it leaves one) is passed over for the one
+/// before, and the run redoes the epoch with the same figures; a checkpoint of another
+/// model is an `Error::Checkpoint`, where burn's own loading panics; `resume` with an
+/// EMA, which burn's checkpoints do not hold, is refused.
+#[test]
+fn the_learner_resumes_from_burns_checkpoint() {
+    use elbo::objective::ElboObjective;
+    use elbo::train::LrSchedule;
+
+    let device = common::device();
+    let data = Arc::new(ImageData::new(
+        common::mnist_train(64),
+        Binarization::Fixed { seed: 8 },
+    ));
+    let start = ModeVae {
+        vae: GaussianVaeConfig::new(784, 4)
+            .with_hidden(vec![16])
+            .init(&device)
+            .unwrap(),
+    };
+    let base = std::env::temp_dir().join(format!("elbo-test-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let mut fit_config = FitConfig::new(3, 16);
+    fit_config.progress = false;
+    fit_config.learning_rate = 3e-3;
+    // Halved each epoch: a rate that depends on the step count, not on the run's length.
+    fit_config.lr_schedule = LrSchedule::Exponential { gamma: 0.5 };
+    fit_config.objective = Objective::Elbo(ElboObjective {
+        warmup_steps: 6,
+        ..ElboObjective::default()
+    });
+    let run = |epochs: usize, resume: bool, folder: &str, ema: Option<f64>| {
+        let mut config = fit_config.clone();
+        config.epochs = epochs;
+        config.resume = resume;
+        config.ema_decay = ema;
+        config.checkpoint_dir = Some(base.join(folder));
+        fit_with_learner(
+            start.clone(),
+            data.clone(),
+            data.clone(),
+            &config,
+            DeviceStrategy::Single(device.clone()),
+        )
+    };
+    let (whole, whole_history) = run(3, false, "whole", None).unwrap();
+    run(1, false, "split", None).unwrap();
+    let (resumed, resumed_history) = run(3, true, "split", None).unwrap();
+
+    assert_eq!(resumed_history.epochs.len(), 2, "{resumed_history:?}");
+    for (w, r) in whole_history.epochs[1..]
+        .iter()
+        .zip(&resumed_history.epochs)
+    {
+        assert_eq!(w.epoch, r.epoch);
+        for (name, a, b) in [
+            ("loss", w.loss, r.loss),
+            ("-ELBO", w.neg_bound, r.neg_bound),
+            ("KL", w.kl, r.kl),
+            ("rate", w.learning_rate, r.learning_rate),
+        ] {
+            assert!(
+                (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                "epoch {}: {name} {a} uninterrupted, {b} resumed",
+                w.epoch
+            );
+        }
+    }
+    let diff = max_abs_diff(&flatten(&whole), &flatten(&resumed));
+    assert!(diff < 1e-5, "weights differ by {diff}");
+
+    let refused = run(4, true, "split", Some(0.9));
+    assert!(
+        matches!(
+            refused,
+            Err(Error::InvalidConfig {
+                field: "resume",
+                ..
+            })
+        ),
+        "{:?}",
+        refused.map(|(_, h)| h)
+    );
+
+    // Checkpoint 3 cut short: the run resumes from 2 and redoes epoch 3.
+    let model_file = base.join("split/checkpoint/model-3.bpk");
+    let bytes = std::fs::read(&model_file).unwrap();
+    std::fs::write(&model_file, &bytes[..bytes.len() / 2]).unwrap();
+    let (redone, redone_history) = run(3, true, "split", None).unwrap();
+    let (w, r) = (&whole_history.epochs[2], &redone_history.epochs[0]);
+    assert_eq!((redone_history.epochs.len(), r.epoch), (1, 3));
+    assert!(
+        (w.loss - r.loss).abs() <= 1e-5 * w.loss.abs(),
+        "{w:?} {r:?}"
+    );
+    let diff = max_abs_diff(&flatten(&whole), &flatten(&redone));
+    assert!(diff < 1e-5, "weights differ by {diff}");
+
+    // The checkpoints of another model (a wider hidden layer) cannot be loaded.
+    let mut config = fit_config.clone();
+    config.resume = true;
+    config.checkpoint_dir = Some(base.join("whole"));
+    let other = ModeVae {
+        vae: GaussianVaeConfig::new(784, 4)
+            .with_hidden(vec![32])
+            .init(&device)
+            .unwrap(),
+    };
+    let mismatched = fit_with_learner(
+        other,
+        data.clone(),
+        data.clone(),
+        &config,
+        DeviceStrategy::Single(device.clone()),
+    );
+    assert!(
+        matches!(mismatched, Err(Error::Checkpoint { .. })),
+        "{:?}",
+        mismatched.map(|(_, h)| h)
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
