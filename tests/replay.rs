@@ -270,33 +270,12 @@ fn on_one_device_the_learner_gives_fits_epochs() {
 }
 
 /// `ElboBatcher` seeds each device once, the first time it batches for it, from its own
-/// seed (feature `train`): two batchers with seed 7 binarise on the device alike, batch
-/// after batch; the second batch of the same images differs from the first (the stream
-/// goes on, it is not reseeded per batch), and seed 8 draws another. (Hundreds of grey
-/// pixels, each a fresh coin: an accidental tie has probability far below 1e-50.)
+/// seed (feature `train`): with `Binarization::DynamicOnDevice` its draws repeat from its
+/// seed and go on from batch to batch (`common::assert_batcher_repeats_from_its_seed`; a
+/// batcher that reseeded the device per batch would draw the same batch twice).
 #[cfg(feature = "train")]
 #[test]
 fn the_batcher_seeds_each_device_once() {
-    use burn::data::dataloader::batcher::Batcher;
-    use elbo::learner::ElboBatcher;
-    use std::sync::Arc;
-
     let _turn = SEED_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let device = common::device();
-    let data = Arc::new(ImageData::new(
-        common::mnist_train(4),
-        Binarization::DynamicOnDevice,
-    ));
-    let draws = |seed: u64| {
-        let batcher = ElboBatcher::new(data.clone(), seed);
-        let draw = || host(&batcher.batch(vec![0, 1, 2, 3], &device).x.unwrap());
-        (draw(), draw())
-    };
-    let (first, second) = draws(7);
-    assert!(
-        draws(7) == (first.clone(), second.clone()),
-        "seed 7 drew other batches"
-    );
-    assert!(first != second, "the second batch repeats the first");
-    assert!(draws(8).0 != first, "seed 8 drew seed 7's batch");
+    common::assert_batcher_repeats_from_its_seed(Binarization::DynamicOnDevice);
 }

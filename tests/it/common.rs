@@ -189,3 +189,31 @@ pub fn flatten<M: burn::module::Module>(module: &M) -> Vec<f64> {
     module.visit(&mut all);
     all.0
 }
+
+/// Checks that `ElboBatcher` repeats from its seed and goes on from batch to batch, for
+/// the first four MNIST training images binarised by `binarization`: two batchers with
+/// seed 7 draw the same two batches; the second batch of the same images differs from the
+/// first (the stream is not reseeded per batch), and seed 8 draws another. (The images
+/// have hundreds of grey pixels, strictly between 0 and 255, each a fresh coin: an
+/// accidental tie has probability far below 1e-50.)
+#[cfg(feature = "train")]
+pub fn assert_batcher_repeats_from_its_seed(binarization: elbo::data::Binarization) {
+    use burn::data::dataloader::batcher::Batcher;
+    use elbo::data::ImageData;
+    use elbo::learner::ElboBatcher;
+
+    let device = device();
+    let data = std::sync::Arc::new(ImageData::new(mnist_train(4), binarization));
+    let draws = |seed: u64| {
+        let batcher = ElboBatcher::new(data.clone(), seed);
+        let draw = || host(&batcher.batch(vec![0, 1, 2, 3], &device).x.unwrap());
+        (draw(), draw())
+    };
+    let (first, second) = draws(7);
+    assert!(
+        draws(7) == (first.clone(), second.clone()),
+        "seed 7 drew other batches"
+    );
+    assert!(first != second, "the second batch repeats the first");
+    assert!(draws(8).0 != first, "seed 8 drew seed 7's batch");
+}
