@@ -107,6 +107,14 @@ struct Record {
 }
 
 impl Record {
+    /// The sums of `epoch` (0-based), made if this is its first batch.
+    fn sums(&mut self, epoch: usize) -> &mut EpochSums {
+        if self.epochs.len() <= epoch {
+            self.epochs.resize(epoch + 1, EpochSums::default());
+        }
+        &mut self.epochs[epoch]
+    }
+
     /// Optimiser steps taken so far.
     fn steps_taken(&self) -> usize {
         self.steps.iter().map(|(_, n)| *n).max().unwrap_or(0)
@@ -325,10 +333,7 @@ impl<M: Module + ModuleDisplay + LatentVariableModel + 'static> Trainable<M> {
             self.log_until(&mut record, epoch);
         }
         record.epoch = epoch;
-        if record.epochs.len() <= epoch {
-            record.epochs.resize(epoch + 1, EpochSums::default());
-        }
-        let sums = &mut record.epochs[epoch];
+        let sums = record.sums(epoch);
         let started = *sums.started.get_or_insert_with(Instant::now);
         sums.loss += values[0] * n as f64;
         sums.neg_bound += values[1] * n as f64;
@@ -498,11 +503,7 @@ where
                 // The validation loss is the bound, without the objective's weights.
                 values[0] = values[1];
                 let mut record = lock(&self.state.record);
-                let epoch = position.epoch;
-                if record.epochs.len() <= epoch {
-                    record.epochs.resize(epoch + 1, EpochSums::default());
-                }
-                let sums = &mut record.epochs[epoch];
+                let sums = record.sums(position.epoch);
                 sums.valid_neg_bound += values[1] * n as f64;
                 sums.valid_examples += n;
                 drop(record);

@@ -260,9 +260,16 @@ fn latest_loadable_checkpoint<M: Module>(trainable: &M, directory: &Path) -> Res
     }
 }
 
+/// The file of burn's default checkpointer of `kind` (`model`, `optim`, `scheduler`) for
+/// `epoch` in `directory`: `checkpoint/{kind}-{epoch}.bpk`.
+fn checkpoint_file(directory: &Path, kind: &str, epoch: usize) -> PathBuf {
+    directory
+        .join("checkpoint")
+        .join(format!("{kind}-{epoch}.bpk"))
+}
+
 /// The epochs (burn's count, from 1) whose model, optimiser and schedule checkpoints
-/// (`checkpoint/{model,optim,scheduler}-N.bpk`, burn's default checkpointers' names) are
-/// all in `directory`, latest first.
+/// ([`checkpoint_file`]) are all in `directory`, latest first.
 fn complete_checkpoints(directory: &Path) -> Result<Vec<usize>> {
     let folder = directory.join("checkpoint");
     let entries = match std::fs::read_dir(&folder) {
@@ -281,7 +288,7 @@ fn complete_checkpoints(directory: &Path) -> Result<Vec<usize>> {
         let complete = |epoch: usize| {
             ["optim", "scheduler"]
                 .iter()
-                .all(|kind| folder.join(format!("{kind}-{epoch}.bpk")).is_file())
+                .all(|kind| checkpoint_file(directory, kind, epoch).is_file())
         };
         if let Some(epoch) = epoch.filter(|&e| complete(e)) {
             epochs.push(epoch);
@@ -294,11 +301,7 @@ fn complete_checkpoints(directory: &Path) -> Result<Vec<usize>> {
 /// Loads checkpoint `epoch`'s three records, and the model's into a copy of `trainable`,
 /// so that one burn cannot load is an error here rather than burn's panic at launch.
 fn check_checkpoint<M: Module>(trainable: &M, directory: &Path, epoch: usize) -> Result<()> {
-    let path = |kind: &str| {
-        directory
-            .join("checkpoint")
-            .join(format!("{kind}-{epoch}.bpk"))
-    };
+    let path = |kind: &str| checkpoint_file(directory, kind, epoch);
     let unloadable = |path: PathBuf, e: &dyn std::fmt::Display| Error::Checkpoint {
         reason: format!(
             "burn cannot load it ({e}): a checkpoint of another model or a damaged file; \

@@ -72,6 +72,15 @@ impl LatentVariableModel for ModeVae {
     }
 }
 
+/// The first `n` MNIST training images, binarised once with `seed`: batches that carry no
+/// randomness of their own.
+fn fixed_mnist(n: usize, seed: u64) -> Arc<ImageData> {
+    Arc::new(ImageData::new(
+        common::mnist_train(n),
+        Binarization::Fixed { seed },
+    ))
+}
+
 /// Where the Learner's batches come from.
 #[derive(Clone, Copy, Debug)]
 enum Loader {
@@ -183,10 +192,7 @@ where
 #[test]
 fn the_ema_follows_each_optimiser_step_once() {
     let device = common::device().autodiff();
-    let data = Arc::new(ImageData::new(
-        common::mnist_train(32),
-        Binarization::Fixed { seed: 3 },
-    ));
+    let data = fixed_mnist(32, 3);
     device.seed(13);
     let start = ModeVae::new(&device);
     let theta_0 = flatten(&start);
@@ -225,11 +231,7 @@ fn the_ema_follows_each_optimiser_step_once() {
 #[test]
 fn two_replicas_of_half_a_batch_take_the_whole_batchs_step() {
     let device = common::device().autodiff();
-    // Fixed binarisation: the batches carry no randomness of their own.
-    let data = Arc::new(ImageData::new(
-        common::mnist_train(64),
-        Binarization::Fixed { seed: 1 },
-    ));
+    let data = fixed_mnist(64, 1);
     device.seed(11);
     let start = ModeVae::new(&device);
     let before = flatten(&start);
@@ -271,10 +273,7 @@ fn two_replicas_of_half_a_batch_take_the_whole_batchs_step() {
 #[test]
 fn batch_norm_statistics_of_two_replicas_are_one_devices() {
     let device = common::device().autodiff();
-    let data = Arc::new(ImageData::new(
-        common::mnist_train(64),
-        Binarization::Fixed { seed: 2 },
-    ));
+    let data = fixed_mnist(64, 2);
     let config = BnVaeConfig::new(784, 4).with_hidden(vec![16]);
     device.seed(12);
     let start: BnVae = config.init(&device).unwrap();
@@ -609,8 +608,7 @@ fn an_unreadable_batch_stops_training_with_its_error() {
     use burn::data::dataset::Dataset;
 
     let device = common::device();
-    let images = common::mnist_train(8);
-    let data = Arc::new(ImageData::new(images, Binarization::Fixed { seed: 5 }));
+    let data = fixed_mnist(8, 5);
     assert!(ElboDataset::new(data.clone()).get(8).is_err());
     let batch = ElboBatcher::new(data.clone(), 0).batch(vec![3, 8], &device.clone().autodiff());
     assert!(
@@ -708,10 +706,7 @@ fn a_resumed_trainable_goes_on_counting() {
     use elbo::objective::ElboObjective;
 
     let device = common::device().autodiff();
-    let data = Arc::new(ImageData::new(
-        common::mnist_train(96),
-        Binarization::Fixed { seed: 6 },
-    ));
+    let data = fixed_mnist(96, 6);
     let start = ModeVae::new(&device);
     let objective = Objective::Elbo(ElboObjective {
         warmup_steps: 6,
@@ -755,10 +750,7 @@ fn the_learner_resumes_from_burns_checkpoint() {
     use elbo::train::LrSchedule;
 
     let device = common::device();
-    let data = Arc::new(ImageData::new(
-        common::mnist_train(64),
-        Binarization::Fixed { seed: 8 },
-    ));
+    let data = fixed_mnist(64, 8);
     let start = ModeVae::new(&device);
     let base = std::env::temp_dir().join(format!("elbo-test-resume-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
